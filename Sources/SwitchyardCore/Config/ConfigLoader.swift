@@ -1,0 +1,184 @@
+// Validates a config tree into a GatewayConfig; every error names its key path.
+
+public enum ConfigLoader {
+    static let topKeys: Set<String> = ["listen", "servers", "default_server", "limits", "allowed_origins", "log_level", "mcpServers"]
+    static let serverKeys: Set<String> = ["command", "args", "env", "cwd", "spares", "disabled", "type", "description"]
+
+    /// Builds the config. `baseDir` is the config file's folder: relative `cwd` paths resolve against it.
+    public static func load(_ root: ConfigNode, baseDir: String) throws(ConfigError) -> GatewayConfig {
+        guard case .mapping(let top) = root else { throw ConfigError("", "expected a mapping at the top level") }
+        var config = GatewayConfig()
+        for (key, _) in top where !topKeys.contains(key) {
+            throw ConfigError(key, "unknown key (expected one of: \(topKeys.sorted().joined(separator: ", ")))")
+        }
+        if let l = root["listen"] { config.listen = try listen(l) }
+        var servers: [ServerSpec] = []
+        for key in ["servers", "mcpServers"] {
+            guard let node = root[key] else { continue }
+            guard case .mapping(let entries) = node else { throw ConfigError(key, "expected a mapping of name → server") }
+            for (name, spec) in entries {
+                if let s = try server(name: name, spec, path: "\(key).\(name)", baseDir: baseDir) {
+                    if servers.contains(where: { $0.name == name }) { throw ConfigError("\(key).\(name)", "duplicate server name") }
+                    servers.append(s)
+                }
+            }
+        }
+        if servers.isEmpty { throw ConfigError("servers", "at least one server is required") }
+        config.servers = servers
+        if let d = root["default_server"] {
+            let name = try string(d, "default_server")
+            guard servers.contains(where: { $0.name == name }) else {
+                throw ConfigError("default_server", "no server named \"\(name)\"")
+            }
+            config.defaultServer = name
+        } else {
+            config.defaultServer = servers[0].name
+        }
+        if let l = root["limits"] { config.limits = try limits(l) }
+        if let o = root["allowed_origins"] { config.allowedOrigins = try stringList(o, "allowed_origins") }
+        if let lv = root["log_level"] {
+            let s = try string(lv, "log_level")
+            guard let level = LogLevel(name: s) else { throw ConfigError("log_level", "expected debug, info, warn or error, got \"\(s)\"") }
+            config.logLevel = level
+        }
+        return config
+    }
+
+    /// Server names become URL path segments: letters, digits, `.`, `_`, `-`; not `.` or `..`.
+    public static func validateName(_ name: String, path: String) throws(ConfigError) {
+        let ok = !name.isEmpty && name.count <= 64 && name != "." && name != ".."
+            && name.utf8.allSatisfy { c in
+                (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
+            }
+        if !ok { throw ConfigError(path, "invalid server name (use letters, digits, '.', '_', '-'; not '.' or '..')") }
+    }
+
+    static func server(name: String, _ node: ConfigNode, path: String, baseDir: String) throws(ConfigError) -> ServerSpec? {
+        try validateName(name, path: path)
+        guard case .mapping(let m) = node else { throw ConfigError(path, "expected a mapping with \"command\"") }
+        for (k, _) in m where !serverKeys.contains(k) {
+            throw ConfigError("\(path).\(k)", "unknown key (expected one of: \(serverKeys.sorted().joined(separator: ", ")))")
+        }
+        if let d = node["disabled"], try bool(d, "\(path).disabled") { return nil }
+        guard let c = node["command"] else { throw ConfigError("\(path).command", "missing (the program to run)") }
+        let command = try string(c, "\(path).command")
+        if command.isEmpty { throw ConfigError("\(path).command", "must not be empty") }
+        var spec = ServerSpec(name: name, command: command)
+        if let a = node["args"] { spec.args = try stringList(a, "\(path).args") }
+        if let e = node["env"] {
+            guard case .mapping(let pairs) = e else { throw ConfigError("\(path).env", "expected a mapping of NAME: value") }
+            for (k, v) in pairs {
+                if k.isEmpty || k.contains("=") { throw ConfigError("\(path).env.\(k)", "invalid variable name") }
+                spec.env.append((k, try string(v, "\(path).env.\(k)")))
+            }
+        }
+        if let w = node["cwd"] {
+            let dir = try string(w, "\(path).cwd")
+            spec.cwd = dir.hasPrefix("/") ? dir : (baseDir.hasSuffix("/") ? baseDir : baseDir + "/") + dir
+        }
+        if let s = node["spares"] { spec.spares = try int(s, "\(path).spares", range: 0...64) }
+        return spec
+    }
+
+    static func listen(_ node: ConfigNode) throws(ConfigError) -> [ListenSpec] {
+        guard case .sequence(let items) = node, !items.isEmpty else {
+            throw ConfigError("listen", "expected a non-empty list of {address: \"host:port\"}")
+        }
+        var out: [ListenSpec] = []
+        for (k, item) in items.enumerated() {
+            let path = "listen[\(k)]"
+            let addrNode: ConfigNode
+            if case .scalar = item { addrNode = item } else {
+                guard let a = item["address"] else { throw ConfigError("\(path).address", "missing (\"host:port\")") }
+                addrNode = a
+            }
+            let addr = try string(addrNode, "\(path).address")
+            guard let spec = parseAddress(addr) else { throw ConfigError("\(path).address", "expected \"host:port\", got \"\(addr)\"") }
+            out.append(spec)
+        }
+        return out
+    }
+
+    /// Parses "host:port" or "[v6]:port".
+    public static func parseAddress(_ s: String) -> ListenSpec? {
+        var host: Substring
+        var portPart: Substring
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]") else { return nil }
+            host = s[s.index(after: s.startIndex)..<close]
+            let rest = s[s.index(after: close)...]
+            guard rest.hasPrefix(":") else { return nil }
+            portPart = rest.dropFirst()
+        } else {
+            guard let colon = s.lastIndex(of: ":") else { return nil }
+            host = s[..<colon]
+            portPart = s[s.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portPart), (0...65535).contains(port) else { return nil }
+        return ListenSpec(host: String(host), port: port)
+    }
+
+    static func limits(_ node: ConfigNode) throws(ConfigError) -> Limits {
+        guard case .mapping(let m) = node else { throw ConfigError("limits", "expected a mapping") }
+        var l = Limits()
+        for (key, v) in m {
+            let path = "limits.\(key)"
+            switch key {
+            case "max_body_bytes": l.maxBodyBytes = try size(v, path, min: 1024)
+            case "max_header_bytes": l.maxHeaderBytes = try size(v, path, min: 1024)
+            case "max_line_bytes": l.maxLineBytes = try size(v, path, min: 1024)
+            case "sse_max_backlog_bytes": l.sseMaxBacklogBytes = try size(v, path, min: 1024)
+            case "child_stdin_max_bytes": l.childStdinMaxBytes = try size(v, path, min: 1024)
+            case "max_sessions": l.maxSessions = try int(v, path, range: 1...1_000_000)
+            case "pending_notifications": l.pendingNotifications = try int(v, path, range: 0...100_000)
+            case "http_timeout": l.httpTimeoutMs = try duration(v, path, min: 100)
+            case "session_idle_timeout": l.sessionIdleTimeoutMs = try duration(v, path, min: 100)
+            case "sse_keepalive": l.sseKeepAliveMs = try duration(v, path, min: 100)
+            case "request_timeout": l.requestTimeoutMs = try duration(v, path, min: 0)
+            case "shutdown_grace": l.shutdownGraceMs = try duration(v, path, min: 0)
+            default: throw ConfigError(path, "unknown limit")
+            }
+        }
+        return l
+    }
+
+    static func string(_ n: ConfigNode, _ path: String) throws(ConfigError) -> String {
+        guard case .scalar(let s, _) = n else { throw ConfigError(path, "expected a string") }
+        return s
+    }
+
+    static func stringList(_ n: ConfigNode, _ path: String) throws(ConfigError) -> [String] {
+        guard case .sequence(let items) = n else { throw ConfigError(path, "expected a list of strings") }
+        var out: [String] = []
+        for (k, i) in items.enumerated() { out.append(try string(i, "\(path)[\(k)]")) }
+        return out
+    }
+
+    static func bool(_ n: ConfigNode, _ path: String) throws(ConfigError) -> Bool {
+        switch try string(n, path).lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw ConfigError(path, "expected true or false")
+        }
+    }
+
+    static func int(_ n: ConfigNode, _ path: String, range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard let v = Int(try string(n, path)) else { throw ConfigError(path, "expected an integer") }
+        guard range.contains(v) else { throw ConfigError(path, "must be between \(range.lowerBound) and \(range.upperBound)") }
+        return v
+    }
+
+    static func size(_ n: ConfigNode, _ path: String, min: Int) throws(ConfigError) -> Int {
+        let s = try string(n, path)
+        guard let v = Units.bytes(s) else { throw ConfigError(path, "expected a size such as 65536, 64KiB or 4MiB, got \"\(s)\"") }
+        guard v >= min else { throw ConfigError(path, "must be at least \(min) bytes") }
+        return v
+    }
+
+    static func duration(_ n: ConfigNode, _ path: String, min: Int) throws(ConfigError) -> Int {
+        let s = try string(n, path)
+        guard let v = Units.durationMillis(s) else { throw ConfigError(path, "expected a duration such as 500ms, 30s or 5m, got \"\(s)\"") }
+        guard v >= min else { throw ConfigError(path, "must be at least \(min)ms") }
+        return v
+    }
+}

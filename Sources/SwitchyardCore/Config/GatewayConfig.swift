@@ -1,0 +1,94 @@
+// The validated configuration of one gateway process, with defaults.
+
+/// One stdio MCP server the gateway can run.
+public struct ServerSpec: Equatable, Sendable {
+    public var name: String
+    public var command: String
+    public var args: [String]
+    public var env: [(String, String)]
+    /// Absolute or relative to the config file's folder (resolved by the loader).
+    public var cwd: String?
+    /// Warm spares: spawned, not yet initialized.
+    public var spares: Int
+
+    public init(name: String, command: String, args: [String] = [], env: [(String, String)] = [], cwd: String? = nil, spares: Int = 1) {
+        self.name = name
+        self.command = command
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.spares = spares
+    }
+
+    public static func == (a: ServerSpec, b: ServerSpec) -> Bool {
+        a.name == b.name && a.command == b.command && a.args == b.args && a.cwd == b.cwd && a.spares == b.spares
+            && a.env.count == b.env.count && zip(a.env, b.env).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
+}
+
+/// Every limit has a default, a config key under `limits:`, and a documented error.
+public struct Limits: Equatable, Sendable {
+    /// `max_body_bytes`: larger POST bodies get 413.
+    public var maxBodyBytes = 4 << 20
+    /// `max_header_bytes`: larger request heads get 400 (libevent).
+    public var maxHeaderBytes = 64 << 10
+    /// `max_sessions`: further `initialize` requests get 503 + Retry-After.
+    public var maxSessions = 1000
+    /// `max_line_bytes`: a child stdout line longer than this ends the child.
+    public var maxLineBytes = 16 << 20
+    /// `http_timeout`: read/write timeout of client connections (idle keep-alive included).
+    public var httpTimeoutMs = 60_000
+    /// `session_idle_timeout`: a session without requests or open streams for this long ends.
+    public var sessionIdleTimeoutMs = 30 * 60_000
+    /// `sse_keepalive`: comment interval on every SSE stream.
+    public var sseKeepAliveMs = 15_000
+    /// `sse_max_backlog_bytes`: a stream whose unsent output exceeds this is dropped (slow reader).
+    public var sseMaxBacklogBytes = 4 << 20
+    /// `pending_notifications`: server messages queued per session while no GET stream is open.
+    public var pendingNotifications = 256
+    /// `request_timeout`: a child request unanswered this long gets -32001 (0 = none).
+    public var requestTimeoutMs = 0
+    /// `shutdown_grace`: SIGTERM to children, then SIGKILL after this.
+    public var shutdownGraceMs = 5_000
+    /// `child_stdin_max_bytes`: requests are refused while a child's unread stdin backlog exceeds this.
+    public var childStdinMaxBytes = 16 << 20
+
+    public init() {}
+}
+
+public struct ListenSpec: Equatable, Sendable {
+    public var host: String
+    public var port: Int
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+}
+
+public struct GatewayConfig: Equatable, Sendable {
+    public var listen: [ListenSpec] = [ListenSpec(host: "127.0.0.1", port: 8080)]
+    public var servers: [ServerSpec] = []
+    public var defaultServer: String = ""
+    public var limits = Limits()
+    public var allowedOrigins: [String] = []
+    public var logLevel: LogLevel = .info
+
+    public init() {}
+
+    public var defaultSpec: ServerSpec? { servers.first { $0.name == defaultServer } }
+}
+
+public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
+    case debug, info, warning, error
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rawValue < b.rawValue }
+    public var name: String { ["debug", "info", "warn", "error"][rawValue] }
+    public init?(name: String) {
+        switch name.lowercased() {
+        case "debug", "trace": self = .debug
+        case "info": self = .info
+        case "warn", "warning": self = .warning
+        case "error": self = .error
+        default: return nil
+        }
+    }
+}

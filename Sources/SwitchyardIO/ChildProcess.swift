@@ -1,0 +1,301 @@
+// A stdio child: posix_spawn in its own process group, CLOEXEC pipes, bufferevents on the loop.
+//
+// Spawn recipe (libevent-notes P2–P5): default dispositions for PIPE/CHLD/TERM/INT/HUP, an empty signal
+// mask, a new process group (so killpg reaches grandchildren), pipe2(O_CLOEXEC), non-blocking only on our
+// ends. stdout is framed into lines with a maximum size; stderr is drained line by line so a chatty child
+// never blocks on a full pipe.
+
+internal import CLibEvent
+internal import SwitchyardCore
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+package struct SpawnError: Error, CustomStringConvertible {
+    package var command: String
+    package var errno: Int32
+    package var description: String { "\(command): \(String(cString: strerror(errno)))" }
+}
+
+package final class ChildProcess {
+    package let pid: Int32
+    package let maxLine: Int
+    private var stdinEv: OpaquePointer?
+    private var stdoutEv: OpaquePointer?
+    private var stderrEv: OpaquePointer?
+    private var closeStdinWhenDrained = false
+
+    /// One complete stdout line (borrowed bytes, valid during the call).
+    package var onLine: (UnsafeRawBufferPointer) -> Void = { _ in }
+    /// One stderr line (borrowed bytes, truncated to 4 KiB).
+    package var onStderrLine: (UnsafeRawBufferPointer) -> Void = { _ in }
+    /// stdout reached EOF, failed, or a line exceeded `maxLine` (`lineTooLong` true).
+    package var onStdoutClosed: (_ lineTooLong: Bool) -> Void = { _ in }
+    package private(set) var stdoutOpen = true
+
+    /// Spawns `command` (searched in PATH) with `args`, exactly `env`, and `cwd`.
+    package init(loop: EventLoop, command: String, args: [String], env: [String], cwd: String?, maxLine: Int) throws(SpawnError) {
+        self.maxLine = maxLine
+        var inPipe: [Int32] = [-1, -1]
+        var outPipe: [Int32] = [-1, -1]
+        var errPipe: [Int32] = [-1, -1]
+        func closeAll() { for fd in inPipe + outPipe + errPipe where fd >= 0 { close(fd) } }
+        guard pipe2(&inPipe, O_CLOEXEC) == 0, pipe2(&outPipe, O_CLOEXEC) == 0, pipe2(&errPipe, O_CLOEXEC) == 0 else {
+            let e = sy_errno()
+            closeAll()
+            throw SpawnError(command: command, errno: e)
+        }
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        posix_spawn_file_actions_adddup2(&fa, inPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&fa, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&fa, errPipe[1], 2)
+        if let cwd { posix_spawn_file_actions_addchdir_np(&fa, cwd) }
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGPIPE, SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        posix_spawnattr_setpgroup(&attr, 0)
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([command] + args).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
+        defer {
+            for p in argv { free(p) }
+            for p in envp { free(p) }
+        }
+        var childPid: pid_t = 0
+        // glibc's posix_spawnp reports exec failures (ENOENT, EACCES) as its return value.
+        let rc = posix_spawnp(&childPid, command, &fa, &attr, argv, envp)
+        close(inPipe[0])
+        close(outPipe[1])
+        close(errPipe[1])
+        guard rc == 0 else {
+            close(inPipe[1])
+            close(outPipe[0])
+            close(errPipe[0])
+            throw SpawnError(command: command, errno: rc)
+        }
+        pid = childPid
+        for fd in [inPipe[1], outPipe[0], errPipe[0]] { evutil_make_socket_nonblocking(fd) }
+        let opts = Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)
+        stdinEv = bufferevent_socket_new(loop.base, inPipe[1], opts)
+        stdoutEv = bufferevent_socket_new(loop.base, outPipe[0], opts)
+        stderrEv = bufferevent_socket_new(loop.base, errPipe[0], opts)
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        bufferevent_setcb(
+            stdinEv, nil, { _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stdinDrained() },
+            { _, _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stdinFailed() }, me)
+        bufferevent_setcb(
+            stdoutEv, { _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stdoutReadable() }, nil,
+            { _, what, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stdoutEvent(what) }, me)
+        bufferevent_setcb(
+            stderrEv, { _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stderrReadable(final: false) }, nil,
+            { _, _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stderrClosed() }, me)
+        // Reading stops above the mark until lines are consumed: a flood blocks the child, not our memory.
+        bufferevent_setwatermark(stdoutEv, Int16(EV_READ), 0, maxLine + 2)
+        bufferevent_setwatermark(stderrEv, Int16(EV_READ), 0, 64 << 10)
+        bufferevent_enable(stdoutEv, Int16(EV_READ))
+        bufferevent_enable(stderrEv, Int16(EV_READ))
+        bufferevent_enable(stdinEv, Int16(EV_WRITE))
+    }
+
+    /// Bytes queued for the child's stdin and not yet written.
+    package var stdinBacklog: Int {
+        guard let e = stdinEv, let out = bufferevent_get_output(e) else { return 0 }
+        return evbuffer_get_length(out)
+    }
+
+    /// Queues bytes for stdin (moved from `data`).
+    package func write(_ data: OutBuffer) {
+        guard let e = stdinEv, !closeStdinWhenDrained else { return }
+        bufferevent_write_buffer(e, data.buf)
+    }
+
+    /// Closes stdin once queued bytes are written (the polite end of a stdio server, S-05).
+    package func closeStdin() {
+        closeStdinWhenDrained = true
+        if stdinBacklog == 0 { freeStdin() }
+    }
+
+    /// Signals the child's whole process group.
+    package func signalGroup(_ sig: Int32) {
+        if killpg(pid, sig) != 0 { kill(pid, sig) }
+    }
+
+    /// Reads what is left in stdout (after the process exited), delivers the lines, then frees the pipes.
+    package func drainAndRelease() {
+        if let e = stdoutEv, stdoutOpen {
+            let fd = bufferevent_getfd(e)
+            let input = bufferevent_get_input(e)
+            while evbuffer_read(input, fd, 65536) > 0 {
+                if !deliverLines() { break }
+            }
+            _ = deliverLines()
+        }
+        if stderrEv != nil { stderrReadable(final: true) }
+        release()
+    }
+
+    /// Frees all pipes without reading further.
+    package func release() {
+        freeStdin()
+        if let e = stdoutEv {
+            bufferevent_free(e)
+            stdoutEv = nil
+        }
+        if let e = stderrEv {
+            bufferevent_free(e)
+            stderrEv = nil
+        }
+        stdoutOpen = false
+    }
+
+    deinit { release() }
+
+    private func freeStdin() {
+        if let e = stdinEv {
+            bufferevent_free(e)
+            stdinEv = nil
+        }
+    }
+
+    private func stdinDrained() { if closeStdinWhenDrained { freeStdin() } }
+    private func stdinFailed() { freeStdin() }
+
+    private func stdoutReadable() { _ = deliverLines() }
+
+    /// Frames complete lines out of the stdout buffer. Returns false when the child was declared broken.
+    private func deliverLines() -> Bool {
+        guard let e = stdoutEv, stdoutOpen, let input = bufferevent_get_input(e) else { return false }
+        while stdoutOpen {
+            let buffered = evbuffer_get_length(input)
+            if buffered == 0 { return true }
+            var eolLen = 0
+            let pos = evbuffer_search_eol(input, nil, &eolLen, EVBUFFER_EOL_LF)
+            let nl = pos.pos >= 0 ? Int(pos.pos) : nil
+            var cr = false
+            if let n = nl, n > 0 {
+                var c: UInt8 = 0
+                var p = evbuffer_ptr()
+                evbuffer_ptr_set(input, &p, n - 1, EVBUFFER_PTR_SET)
+                evbuffer_copyout_from(input, &p, &c, 1)
+                cr = c == 0x0D
+            }
+            switch LineRule.decide(buffered: buffered, newlineAt: nl, maxLine: maxLine, crBeforeNewline: cr) {
+            case .needMore:
+                return true
+            case .tooLong:
+                stdoutOpen = false
+                onStdoutClosed(true)
+                return false
+            case .line(let length, let consume):
+                if length > 0, let p = evbuffer_pullup(input, length) {
+                    onLine(UnsafeRawBufferPointer(start: p, count: length))
+                }
+                // onLine may have released us (e.g. a fatal routing decision).
+                guard stdoutEv != nil else { return false }
+                evbuffer_drain(input, consume)
+            }
+        }
+        return false
+    }
+
+    private func stdoutEvent(_ what: Int16) {
+        guard stdoutOpen else { return }
+        _ = deliverLines()
+        guard stdoutOpen else { return }
+        stdoutOpen = false
+        onStdoutClosed(false)
+    }
+
+    private func stderrReadable(final: Bool) {
+        guard let e = stderrEv, let input = bufferevent_get_input(e) else { return }
+        if final { _ = evbuffer_read(input, bufferevent_getfd(e), 65536) }
+        while true {
+            var eolLen = 0
+            let pos = evbuffer_search_eol(input, nil, &eolLen, EVBUFFER_EOL_LF)
+            let buffered = evbuffer_get_length(input)
+            var take: Int
+            var drop: Int
+            if pos.pos >= 0 {
+                take = Int(pos.pos)
+                drop = take + 1
+            } else if buffered >= 4096 || (final && buffered > 0) {
+                take = buffered
+                drop = buffered
+            } else {
+                return
+            }
+            take = min(take, 4096)
+            if take > 0, let p = evbuffer_pullup(input, take) {
+                onStderrLine(UnsafeRawBufferPointer(start: p, count: take))
+            }
+            evbuffer_drain(input, drop)
+        }
+    }
+
+    private func stderrClosed() {
+        stderrReadable(final: false)
+        if let e = stderrEv {
+            bufferevent_free(e)
+            stderrEv = nil
+        }
+    }
+}
+
+/// Reaps exited children on SIGCHLD (waitpid loop, since signals coalesce) and reports pid + status.
+package final class ChildReaper {
+    private var watcher: SignalWatcher?
+    package var onExit: (_ pid: Int32, _ description: String, _ code: Int32) -> Void = { _, _, _ in }
+
+    package init(loop: EventLoop) {
+        watcher = SignalWatcher(loop: loop, signal: SIGCHLD) { [unowned self] _ in self.reap() }
+    }
+
+    package func reap() {
+        var status: Int32 = 0
+        while true {
+            let pid = waitpid(-1, &status, WNOHANG)
+            if pid <= 0 { return }
+            if sy_wifexited(status) != 0 {
+                let code = sy_wexitstatus(status)
+                onExit(pid, "exit status \(code)", code)
+            } else if sy_wifsignaled(status) != 0 {
+                let sig = sy_wtermsig(status)
+                onExit(pid, "killed by signal \(sig)", 128 + sig)
+            }
+        }
+    }
+
+    package func cancel() { watcher?.cancel() }
+}
+
+/// The environment a child gets: the SDKs' safe allowlist from ours, then the server's own variables (S-07).
+package enum ChildEnvironment {
+    static let inherited = ["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV"]
+
+    package static func build(extra: [(String, String)]) -> [String] {
+        var out: [String] = []
+        guard var env = sy_environ() else { return extra.map { "\($0.0)=\($0.1)" } }
+        var values: [String: String] = [:]
+        while let p = env.pointee {
+            let s = String(cString: p)
+            if let eq = s.firstIndex(of: "=") { values[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+            env = env.advanced(by: 1)
+        }
+        for k in inherited { if let v = values[k] { out.append("\(k)=\(v)") } }
+        for (k, v) in extra {
+            out.removeAll { $0.hasPrefix(k + "=") }
+            out.append("\(k)=\(v)")
+        }
+        return out
+    }
+}

@@ -1,0 +1,181 @@
+// One HTTP request and its reply: a plain response, or a chunked stream (SSE) that ends later.
+//
+// Lifetime (libevent-notes H11–H13): evhttp owns the request. While we hold a deferred or streaming
+// reply we register the connection's close callback, so a connection that goes away marks the
+// exchange closed; the callback is cleared when we finish normally (H12). A stream whose peer left is
+// freed with evhttp_send_reply_end; a detached deferred request with evhttp_request_free.
+
+internal import CLibEvent
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+package enum HTTPMethod: Equatable, Sendable {
+    case get, post, delete, options, head, other(String)
+}
+
+package final class HTTPExchange {
+    private var req: OpaquePointer?
+    private var watchingClose = false
+    private var streaming = false
+    /// Called once if the client connection closes before we finish.
+    package var onClose: (() -> Void)?
+    /// The first bytes of a stream were written (status line and headers).
+    package private(set) var isStreaming = false
+    package private(set) var isFinished = false
+
+    init(request: OpaquePointer) { req = request }
+
+    package var method: HTTPMethod {
+        guard let r = req else { return .other("") }
+        let m = evhttp_request_get_command(r)
+        switch m {
+        case EVHTTP_REQ_GET: return .get
+        case EVHTTP_REQ_POST: return .post
+        case EVHTTP_REQ_DELETE: return .delete
+        case EVHTTP_REQ_OPTIONS: return .options
+        case EVHTTP_REQ_HEAD: return .head
+        case EVHTTP_REQ_PUT: return .other("PUT")
+        case EVHTTP_REQ_PATCH: return .other("PATCH")
+        case EVHTTP_REQ_TRACE: return .other("TRACE")
+        case EVHTTP_REQ_CONNECT: return .other("CONNECT")
+        default: return .other("?")
+        }
+    }
+
+    /// The raw (not percent-decoded) path, without the query.
+    package var path: String {
+        guard let r = req, let uri = evhttp_request_get_evhttp_uri(r), let p = evhttp_uri_get_path(uri) else { return "" }
+        return String(cString: p)
+    }
+
+    package var query: String? {
+        guard let r = req, let uri = evhttp_request_get_evhttp_uri(r), let q = evhttp_uri_get_query(uri) else { return nil }
+        return String(cString: q)
+    }
+
+    /// The first value of a request header (case-insensitive name).
+    package func header(_ name: String) -> String? {
+        guard let r = req, let h = evhttp_request_get_input_headers(r), let v = evhttp_find_header(h, name) else { return nil }
+        return String(cString: v)
+    }
+
+    /// How many times a header appears (duplicates of security-relevant headers are rejected).
+    package func headerCount(_ name: String) -> Int {
+        guard let r = req, let h = evhttp_request_get_input_headers(r) else { return 0 }
+        var n = 0
+        var kv = h.pointee.tqh_first
+        while let e = kv {
+            if strcasecmp(e.pointee.key, name) == 0 { n += 1 }
+            kv = e.pointee.next.tqe_next
+        }
+        return n
+    }
+
+    package var peer: String {
+        guard let r = req, let c = evhttp_request_get_connection(r) else { return "-" }
+        var addr: UnsafeMutablePointer<CChar>?
+        var port: UInt16 = 0
+        evhttp_connection_get_peer(c, &addr, &port)
+        guard let a = addr else { return "-" }
+        return "\(String(cString: a)):\(port)"
+    }
+
+    /// Borrows the request body as contiguous bytes for the duration of `body`.
+    package func withBody<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        guard let r = req, let b = evhttp_request_get_input_buffer(r) else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        let n = evbuffer_get_length(b)
+        guard n > 0, let p = evbuffer_pullup(b, -1) else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return body(UnsafeRawBufferPointer(start: p, count: n))
+    }
+
+    private func addHeaders(_ headers: [(String, String)]) {
+        guard let r = req, let out = evhttp_request_get_output_headers(r) else { return }
+        for (k, v) in headers { evhttp_add_header(out, k, v) }
+    }
+
+    /// Sends a complete response and finishes the exchange. The body is moved, not copied.
+    package func respond(status: Int, reason: String, headers: [(String, String)], body: OutBuffer?) {
+        guard let r = req, !isFinished else { return }
+        stopWatchingClose()
+        addHeaders(headers)
+        evhttp_send_reply(r, Int32(status), reason, body?.buf)
+        finish()
+    }
+
+    /// Keeps the exchange open for a later `respond` and learns when the connection is freed.
+    package func deferReply() { watchClose() }
+
+    /// Starts a chunked streaming reply (SSE). Later writes go through `write(_:)`.
+    package func startStream(status: Int, headers: [(String, String)], inputWatermark: Int) {
+        guard let r = req, !isFinished else { return }
+        // HTTP/1.0 + keep-alive would get Content-Length: 0 and then a stream (H9): force close-delimited.
+        if let h = evhttp_request_get_input_headers(r) { evhttp_remove_header(h, "Connection") }
+        addHeaders(headers)
+        watchClose()
+        streaming = true
+        isStreaming = true
+        evhttp_send_reply_start(r, Int32(status), "OK")
+        // Bytes the client sends while we stream would pile up without limit (H14).
+        if let c = evhttp_request_get_connection(r), let bev = evhttp_connection_get_bufferevent(c) {
+            bufferevent_setwatermark(bev, Int16(EV_READ), 0, inputWatermark)
+        }
+    }
+
+    /// Unsent bytes on the connection: a slow reader shows up here (H15).
+    package var backlogBytes: Int {
+        guard let r = req, let c = evhttp_request_get_connection(r), let bev = evhttp_connection_get_bufferevent(c),
+            let out = bufferevent_get_output(bev)
+        else { return 0 }
+        return evbuffer_get_length(out)
+    }
+
+    /// Writes one chunk (moved from `data`).
+    package func write(_ data: OutBuffer) {
+        guard let r = req, streaming, !isFinished else { return }
+        evhttp_send_reply_chunk(r, data.buf)
+    }
+
+    /// Ends a stream normally.
+    package func endStream() {
+        guard let r = req, streaming, !isFinished else { return }
+        stopWatchingClose()
+        evhttp_send_reply_end(r)
+        finish()
+    }
+
+    private func finish() {
+        isFinished = true
+        req = nil
+        onClose = nil
+    }
+
+    private func watchClose() {
+        guard !watchingClose, let r = req, let c = evhttp_request_get_connection(r) else { return }
+        watchingClose = true
+        // +1 while libevent can call us back; released in connectionClosed or stopWatchingClose.
+        evhttp_connection_set_closecb(
+            c, { _, arg in Unmanaged<HTTPExchange>.fromOpaque(arg!).takeRetainedValue().connectionClosed() },
+            Unmanaged.passRetained(self).toOpaque())
+    }
+
+    private func stopWatchingClose() {
+        guard watchingClose, let r = req else { return }
+        watchingClose = false
+        if let c = evhttp_request_get_connection(r) { evhttp_connection_set_closecb(c, nil, nil) }
+        Unmanaged.passUnretained(self).release()
+    }
+
+    private func connectionClosed() {
+        guard watchingClose, let r = req else { return }
+        watchingClose = false
+        let cb = onClose
+        if streaming {
+            evhttp_send_reply_end(r)  // frees a detached request; harmless for an attached one (H11)
+        } else if evhttp_request_get_connection(r) == nil {
+            evhttp_request_free(r)  // detached deferred request: ours to free
+        }
+        finish()
+        cb?()
+    }
+}

@@ -1,0 +1,406 @@
+// The Streamable HTTP front end (2025-03-26 … 2025-11-25): POST, GET, DELETE and OPTIONS on /mcp.
+
+internal import SwitchyardCore
+internal import SwitchyardIO
+
+extension Gateway {
+    static let sseHeaders: [(String, String)] = [
+        ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache, no-transform"), ("X-Accel-Buffering", "no"),
+    ]
+    static let corsAllowHeaders =
+        "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID"
+
+    func handle(_ ex: HTTPExchange) {
+        let path = ex.path
+        if shuttingDown {
+            respondError(ex, 503, "Service Unavailable", JSONRPCErrorCode.serverError, "gateway is shutting down", extra: [("Retry-After", "1")])
+            return
+        }
+        switch path {
+        case "/mcp", "/mcp/": streamableHTTP(ex)
+        case "/healthz":
+            respondJSON(ex, 200, "OK", Array(#"{"status":"ok"}"#.utf8))
+        default:
+            var body: [UInt8] = Array(#"{"error":"not found","path":"#.utf8)
+            JSONText.appendString(path, to: &body)
+            body.append(contentsOf: #","hint":"the MCP endpoint is /mcp"}"#.utf8)
+            respondJSON(ex, 404, "Not Found", body)
+        }
+    }
+
+    func streamableHTTP(_ ex: HTTPExchange) {
+        // Origin before anything else (H-30, A-09).
+        if ex.headerCount("Origin") > 1 || !origins.permits(ex.header("Origin")) {
+            respondError(ex, 403, "Forbidden", JSONRPCErrorCode.serverError, "Forbidden: Origin not allowed")
+            return
+        }
+        switch ex.method {
+        case .post: post(ex)
+        case .get: get(ex)
+        case .delete: delete(ex)
+        case .options:
+            ex.respond(
+                status: 204, reason: "No Content",
+                headers: [
+                    ("Access-Control-Allow-Origin", ex.header("Origin") ?? "*"),
+                    ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"),
+                    ("Access-Control-Allow-Headers", Gateway.corsAllowHeaders),
+                    ("Access-Control-Expose-Headers", "Mcp-Session-Id, WWW-Authenticate"),
+                    ("Access-Control-Max-Age", "86400"),
+                ], body: nil)
+        default:
+            respondError(
+                ex, 405, "Method Not Allowed", JSONRPCErrorCode.serverError, "Method Not Allowed",
+                extra: [("Allow", "GET, POST, DELETE, OPTIONS")])
+        }
+    }
+
+    // MARK: - POST
+
+    func post(_ ex: HTTPExchange) {
+        guard MediaType.isJSON(contentType: ex.header("Content-Type")) else {
+            respondError(ex, 415, "Unsupported Media Type", JSONRPCErrorCode.serverError, "Unsupported Media Type: Content-Type must be application/json")
+            return
+        }
+        let accept = AcceptSet(header: ex.header("Accept"))
+        guard accept.allowsAny else {
+            respondError(ex, 406, "Not Acceptable", JSONRPCErrorCode.serverError, "Not Acceptable: Accept must allow application/json or text/event-stream")
+            return
+        }
+        if ex.headerCount("Mcp-Session-Id") > 1 {
+            respondError(ex, 400, "Bad Request", JSONRPCErrorCode.serverError, "Bad Request: more than one Mcp-Session-Id header")
+            return
+        }
+        ex.withBody { body in postBody(ex, body, accept) }
+    }
+
+    func postBody(_ ex: HTTPExchange, _ body: UnsafeRawBufferPointer, _ accept: AcceptSet) {
+        var first = 0
+        while first < body.count, body[first] == 0x20 || body[first] == 0x0A || body[first] == 0x0D || body[first] == 0x09 { first += 1 }
+        let sessionHeader = ex.header("Mcp-Session-Id")
+        if first < body.count && body[first] == UInt8(ascii: "[") {
+            postBatch(ex, body, accept, sessionHeader)
+            return
+        }
+        let env: Envelope
+        do {
+            env = try EnvelopeScanner.scan(body)
+        } catch {
+            respondError(ex, 400, "Bad Request", error.code, error.message)
+            return
+        }
+        if env.kind == .request, let m = env.method, EnvelopeScanner.equals(body, m, "\"initialize\"") {
+            if let sid = sessionHeader {
+                if sessions[sid] != nil {
+                    respondError(ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: session already initialized", session: sid)
+                } else {
+                    sessionNotFound(ex, sid)
+                }
+                return
+            }
+            initialize(ex, body, env, accept)
+            return
+        }
+        guard let session = lookupSession(ex, sessionHeader) else { return }
+        let expected = env.kind == .request ? 1 : 0
+        let mode = env.kind == .request ? replyMode(body, env, accept) : .json
+        let reply = Reply(exchange: ex, mode: mode, isBatch: false, expected: expected, sessionID: session.id)
+        forward(session, body, env, reply)
+        finishPost(reply, session)
+    }
+
+    func postBatch(_ ex: HTTPExchange, _ body: UnsafeRawBufferPointer, _ accept: AcceptSet, _ sessionHeader: String?) {
+        let spans: [Span]
+        do {
+            spans = try JSONScanner.arrayElements(body)
+        } catch {
+            respondError(ex, 400, "Bad Request", JSONRPCErrorCode.parseError, "Parse error: invalid JSON at byte \(error.offset)")
+            return
+        }
+        guard let session = lookupSession(ex, sessionHeader) else { return }
+        guard session.protocolVersion == ProtocolVersion.batching else {
+            respondError(
+                ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest,
+                "Invalid Request: batches are only allowed in protocol version 2025-03-26 (this session: \(session.protocolVersion))", session: session.id)
+            return
+        }
+        var envelopes: [Envelope] = []
+        for s in spans {
+            do {
+                let e = try EnvelopeScanner.scanElement(body, span: s)
+                if e.kind == .request, let m = e.method, EnvelopeScanner.equals(body, m, "\"initialize\"") {
+                    respondError(ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: initialize must not be batched", session: session.id)
+                    return
+                }
+                envelopes.append(e)
+            } catch {
+                respondError(ex, 400, "Bad Request", error.code, "\(error.message) (batch element)", session: session.id)
+                return
+            }
+        }
+        if spans.isEmpty {
+            respondError(ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: empty batch", session: session.id)
+            return
+        }
+        let requests = envelopes.filter { $0.kind == .request }.count
+        let mode: ReplyMode = accept.sse ? .sse : .json
+        let reply = Reply(exchange: ex, mode: mode, isBatch: true, expected: requests, sessionID: session.id)
+        for (s, e) in zip(spans, envelopes) {
+            let element = UnsafeRawBufferPointer(rebasing: body[s.start..<s.end])
+            var shifted = e
+            shifted.id = e.id.map { Span($0.start - s.start, $0.end - s.start) }
+            shifted.method = e.method.map { Span($0.start - s.start, $0.end - s.start) }
+            shifted.params = e.params.map { Span($0.start - s.start, $0.end - s.start) }
+            forward(session, element, shifted, reply)
+        }
+        finishPost(reply, session)
+    }
+
+    /// After forwarding: 202 when nothing awaits an answer; otherwise open the stream or defer the JSON.
+    func finishPost(_ reply: Reply, _ session: Session) {
+        let ex = reply.exchange
+        if ex.isFinished { return }
+        if reply.expected == 0 {
+            ex.respond(status: 202, reason: "Accepted", headers: [("Mcp-Session-Id", session.id)], body: nil)
+            return
+        }
+        if reply.delivered >= reply.expected && reply.mode == .json && !reply.isBatch { return }
+        switch reply.mode {
+        case .sse:
+            if reply.stream == nil {
+                reply.stream = openStream(ex, session: session, isGet: false, headers: Gateway.sseHeaders + [("Mcp-Session-Id", session.id)])
+                // Messages already collected (errors answered synchronously) go out now.
+                let early = reply.collected
+                reply.collected.removeAll()
+                for m in early { m.withUnsafeBytes { writeEvent(reply.stream!, $0) } }
+                if reply.delivered >= reply.expected { endStream(reply.stream!) }
+            }
+        case .json:
+            if reply.delivered >= reply.expected { sendJSON(reply) } else { ex.deferReply() }
+        }
+    }
+
+    func replyMode(_ body: UnsafeRawBufferPointer, _ env: Envelope, _ accept: AcceptSet) -> ReplyMode {
+        let method = env.method.flatMap { JSONText.decodeString(body, $0) } ?? ""
+        let token = EnvelopeScanner.progressToken(body, params: env.params) != nil
+        return ReplyPolicy.mode(method: method, hasProgressToken: token, accept: accept)
+    }
+
+    /// Resolves the session of a non-initialize request, or answers 400/404 and returns nil.
+    func lookupSession(_ ex: HTTPExchange, _ header: String?) -> Session? {
+        if let v = ex.header("MCP-Protocol-Version"), !ProtocolVersion.isSupported(v) {
+            respondError(
+                ex, 400, "Bad Request", JSONRPCErrorCode.serverError,
+                "Bad Request: unsupported MCP-Protocol-Version \"\(v)\" (supported: \(ProtocolVersion.supported.joined(separator: ", ")))")
+            return nil
+        }
+        guard let sid = header else {
+            respondError(ex, 400, "Bad Request", JSONRPCErrorCode.serverError, "Bad Request: Mcp-Session-Id header is required (send initialize first)")
+            return nil
+        }
+        guard let session = sessions[sid] else {
+            sessionNotFound(ex, sid)
+            return nil
+        }
+        session.lastActivityMs = loop.nowMillis
+        return session
+    }
+
+    func sessionNotFound(_ ex: HTTPExchange, _ sid: String) {
+        var message = "Session not found"
+        if let why = ended.reason(sid) {
+            switch why {
+            case .childExited, .childLineTooLong:
+                message += ": it ended because its MCP server process exited; start a new session (initialize)"
+            default: message += ": it ended (\(why.rawValue)); start a new session (initialize)"
+            }
+        }
+        respondError(ex, 404, "Not Found", JSONRPCErrorCode.sessionNotFound, message)
+    }
+
+    // MARK: - initialize
+
+    func initialize(_ ex: HTTPExchange, _ body: UnsafeRawBufferPointer, _ env: Envelope, _ accept: AcceptSet) {
+        let idBytes = Array(UnsafeRawBufferPointer(rebasing: body[env.id!.start..<env.id!.end]))
+        guard sessions.count < config.limits.maxSessions else {
+            log.warn("session_limit", [("max_sessions", String(config.limits.maxSessions))])
+            respondError(ex, 503, "Service Unavailable", JSONRPCErrorCode.serverError, "too many sessions (limit \(config.limits.maxSessions)); retry later", extra: [("Retry-After", "1")])
+            return
+        }
+        guard let pool = pools[config.defaultServer] else { preconditionFailure("default server missing from pools") }
+        let child: Child
+        switch acquireChild(pool) {
+        case .success(let c): child = c
+        case .failure(let f):
+            let bytes = JSONText.errorResponse(id: idBytes, code: JSONRPCErrorCode.serverError, message: f.message)
+            respondJSON(ex, 200, "OK", bytes)
+            return
+        }
+        let session = Session(id: SecureRandom.hex(bytes: 16), serverName: pool.spec.name, nowMs: loop.nowMillis)
+        sessions[session.id] = session
+        child.state = .active
+        child.session = session
+        session.child = child
+        log.info("session_opened", [("session", session.id), ("server", pool.spec.name), ("pid", String(child.pid)), ("peer", ex.peer)])
+        let mode: ReplyMode = accept.json ? .json : .sse
+        let reply = Reply(exchange: ex, mode: mode, isBatch: false, expected: 1, sessionID: session.id)
+        forward(session, body, env, reply, isInitialize: true)
+        finishPost(reply, session)
+    }
+
+    // MARK: - Forwarding to the child
+
+    /// Sends one client message to the session's child, rewriting a request's id to a child-unique one.
+    func forward(_ session: Session, _ body: UnsafeRawBufferPointer, _ env: Envelope, _ reply: Reply, isInitialize: Bool = false) {
+        guard let child = session.child, child.state == .active else {
+            if env.kind == .request, let id = env.id {
+                let bytes = JSONText.errorResponse(
+                    id: Array(UnsafeRawBufferPointer(rebasing: body[id.start..<id.end])), code: JSONRPCErrorCode.serverError,
+                    message: "MCP server process for this session is gone")
+                bytes.withUnsafeBytes { deliver(reply, $0) }
+            }
+            return
+        }
+        if child.process.stdinBacklog > config.limits.childStdinMaxBytes, env.kind == .request, let id = env.id {
+            let bytes = JSONText.errorResponse(
+                id: Array(UnsafeRawBufferPointer(rebasing: body[id.start..<id.end])), code: JSONRPCErrorCode.serverError,
+                message: "server busy: the MCP server is not reading its input; retry later")
+            bytes.withUnsafeBytes { deliver(reply, $0) }
+            return
+        }
+        let out = OutBuffer()
+        switch env.kind {
+        case .request:
+            let idSpan = env.id!
+            let cid = child.issueID()
+            let token = EnvelopeScanner.progressToken(body, params: env.params).map { Array(UnsafeRawBufferPointer(rebasing: body[$0.start..<$0.end])) }
+            child.pending[cid] = Pending(
+                originalID: Array(UnsafeRawBufferPointer(rebasing: body[idSpan.start..<idSpan.end])), reply: reply,
+                progressToken: token, isInitialize: isInitialize)
+            Splice.decimal(cid).withUnsafeBytes { r in Splice.write(body, replacing: idSpan, with: r) { out.append($0) } }
+        case .notification:
+            if let m = env.method, EnvelopeScanner.equals(body, m, "\"notifications/cancelled\""), let params = env.params,
+                let (rid, _) = EnvelopeScanner.member(body, of: params, key: "\"requestId\"")
+            {
+                let target = UnsafeRawBufferPointer(rebasing: body[rid.start..<rid.end])
+                // The newest in-flight request with that client id (ids may be reused, P-09).
+                guard let cid = child.pending.filter({ $0.value.originalID.elementsEqual(target) }).keys.max() else {
+                    log.debug("cancel_unknown_request", [("session", session.id)])
+                    return
+                }
+                Splice.decimal(cid).withUnsafeBytes { r in Splice.write(body, replacing: rid, with: r) { out.append($0) } }
+            } else {
+                out.append(body)
+            }
+        case .response:
+            out.append(body)
+        }
+        out.append("\n")
+        child.process.write(out)
+    }
+
+    // MARK: - Delivering answers
+
+    /// Delivers one response (bytes with the client's id) to the POST that asked for it.
+    func deliver(_ reply: Reply, _ bytes: UnsafeRawBufferPointer) {
+        reply.delivered += 1
+        switch reply.mode {
+        case .sse:
+            if let stream = reply.stream {
+                writeEvent(stream, bytes)
+                if reply.delivered >= reply.expected { endStream(stream) }
+            } else {
+                reply.collected.append(Array(bytes))  // answered before the stream opened
+            }
+        case .json:
+            reply.collected.append(Array(bytes))
+            if reply.delivered >= reply.expected { sendJSON(reply) }
+        }
+    }
+
+    func sendJSON(_ reply: Reply) {
+        guard reply.isOpen else { return }
+        let out = OutBuffer()
+        if reply.isBatch {
+            out.append("[")
+            for (k, m) in reply.collected.enumerated() {
+                if k > 0 { out.append(",") }
+                out.append(m)
+            }
+            out.append("]")
+        } else if let m = reply.collected.first {
+            out.append(m)
+        }
+        reply.collected.removeAll()
+        reply.exchange.respond(
+            status: 200, reason: "OK", headers: [("Content-Type", "application/json"), ("Mcp-Session-Id", reply.sessionID)], body: out)
+    }
+
+    // MARK: - GET and DELETE
+
+    func get(_ ex: HTTPExchange) {
+        let accept = AcceptSet(header: ex.header("Accept"))
+        guard accept.sse else {
+            respondError(ex, 406, "Not Acceptable", JSONRPCErrorCode.serverError, "Not Acceptable: GET needs Accept: text/event-stream")
+            return
+        }
+        guard let session = lookupSession(ex, ex.header("Mcp-Session-Id")) else { return }
+        // A new GET replaces the old stream instead of 409 (H-12, P9).
+        if let old = session.getStream {
+            log.debug("get_stream_replaced", [("session", session.id)])
+            endStream(old)
+        }
+        let stream = openStream(ex, session: session, isGet: true, headers: Gateway.sseHeaders + [("Mcp-Session-Id", session.id)])
+        session.getStream = stream
+        let queued = session.queued
+        session.queued.removeAll()
+        for m in queued { m.withUnsafeBytes { writeEvent(stream, $0) } }
+    }
+
+    func delete(_ ex: HTTPExchange) {
+        guard let session = lookupSession(ex, ex.header("Mcp-Session-Id")) else { return }
+        endSession(session, .clientDeleted)
+        ex.respond(status: 200, reason: "OK", headers: [], body: nil)
+    }
+
+    // MARK: - Error answers
+
+    func respondJSON(_ ex: HTTPExchange, _ status: Int, _ reason: String, _ body: [UInt8], extra: [(String, String)] = []) {
+        let out = OutBuffer()
+        out.append(body)
+        ex.respond(status: status, reason: reason, headers: [("Content-Type", "application/json")] + extra, body: out)
+    }
+
+    func respondError(
+        _ ex: HTTPExchange, _ status: Int, _ reason: String, _ code: Int, _ message: String, session: String? = nil,
+        extra: [(String, String)] = []
+    ) {
+        log.debug("request_rejected", [("status", String(status)), ("message", message), ("peer", ex.peer)])
+        var headers = extra
+        if let s = session { headers.append(("Mcp-Session-Id", s)) }
+        respondJSON(ex, status, reason, JSONText.errorResponse(id: nil, code: code, message: message), extra: headers)
+    }
+
+    // MARK: - Shutdown
+
+    func beginShutdown(signal: Int32) {
+        if shuttingDown {
+            log.warn("second_signal", [("signal", String(signal)), ("action", "killing children now")])
+            for c in children.values { c.process.signalGroup(9) }
+            loop.stop()
+            return
+        }
+        shuttingDown = true
+        log.info("shutting_down", [("signal", String(signal)), ("sessions", String(sessions.count)), ("children", String(children.count))])
+        http.stopAccepting()
+        janitor?.cancel()
+        for session in Array(sessions.values) { endSession(session, .shutdown) }
+        for stream in Array(streams.values) { endStream(stream) }
+        for pool in pools.values {
+            pool.refillTimer?.cancel()
+            for c in pool.spares { terminate(c, reason: .shutdown) }
+        }
+        for c in Array(children.values) { terminate(c, reason: .shutdown) }
+        if children.isEmpty { loop.stop() }
+    }
+}

@@ -1,0 +1,164 @@
+// The gateway: owns the loop, the HTTP server, sessions and children; one teardown path each.
+
+package import SwitchyardCore
+internal import SwitchyardIO
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+package final class Gateway {
+    let config: GatewayConfig
+    let loop = EventLoop()
+    let log: Logger
+    let http: HTTPServer
+    let origins: OriginPolicy
+    var pools: [String: ServerPool] = [:]
+    var sessions: [String: Session] = [:]
+    var ended = EndedSessions(capacity: 10_000)
+    var children: [Int32: Child] = [:]
+    var streams: [ObjectIdentifier: SSEStream] = [:]
+    var reaper: ChildReaper!
+    var signals: [SignalWatcher] = []
+    var janitor: Timer?
+    var shuttingDown = false
+    var shutdownTimer: Timer?
+
+    package init(config: GatewayConfig) {
+        self.config = config
+        self.log = Logger(level: config.logLevel)
+        self.origins = OriginPolicy(allowed: config.allowedOrigins)
+        let l = config.limits
+        http = HTTPServer(
+            loop: loop,
+            limits: HTTPServerLimits(maxBodyBytes: l.maxBodyBytes, maxHeaderBytes: l.maxHeaderBytes, timeoutMillis: l.httpTimeoutMs))
+        for spec in config.servers { pools[spec.name] = ServerPool(spec: spec) }
+    }
+
+    /// Binds, runs the loop until shutdown completes, and returns the process exit code.
+    package func run() -> Int32 {
+        let nofile = EventLoop.prepareProcess()
+        reaper = ChildReaper(loop: loop)
+        reaper.onExit = { [unowned self] pid, desc, _ in self.childExited(pid: pid, description: desc) }
+        http.handler = { [unowned self] ex in self.handle(ex) }
+        for spec in config.listen {
+            do {
+                let addr = try http.bind(host: spec.host, port: spec.port)
+                log.info("listening", [("address", addr), ("endpoint", "http://\(addr)/mcp")])
+            } catch {
+                log.error("bind_failed", [("error", error.description)])
+                return 71  // EX_OSERR
+            }
+        }
+        log.info(
+            "started",
+            [("servers", config.servers.map(\.name).joined(separator: ",")), ("default_server", config.defaultServer),
+             ("nofile", String(nofile.soft))])
+        for sig in [SIGTERM, SIGINT] {
+            signals.append(SignalWatcher(loop: loop, signal: sig) { [unowned self] s in self.beginShutdown(signal: s) })
+        }
+        signals.append(SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
+            self.log.info("sighup_ignored", [("reason", "reload arrives with TLS (issue 5)")])
+        })
+        let tick = min(1000, max(100, config.limits.sseKeepAliveMs / 2))
+        janitor = Timer(loop: loop, afterMillis: tick, repeating: true) { [unowned self] in self.janitorTick() }
+        for pool in pools.values { refill(pool) }
+        loop.run()
+        http.free()
+        for s in signals { s.cancel() }
+        reaper.cancel()
+        log.info("stopped")
+        return 0
+    }
+
+    // MARK: - Janitor: keep-alives, idle sessions
+
+    func janitorTick() {
+        let now = loop.nowMillis
+        let keepAlive = config.limits.sseKeepAliveMs
+        for stream in Array(streams.values) where now - stream.lastWriteMs >= keepAlive {
+            writeRaw(stream, SSEEncoder.keepAlive)
+        }
+        let idle = config.limits.sessionIdleTimeoutMs
+        for session in Array(sessions.values) {
+            if session.getStream?.isOpen == true { session.lastActivityMs = now }
+            if let c = session.child, !c.pending.isEmpty { session.lastActivityMs = now }
+            if now - session.lastActivityMs >= idle { endSession(session, .idleTimeout) }
+        }
+    }
+
+    // MARK: - Streams
+
+    func openStream(_ ex: HTTPExchange, session: Session?, isGet: Bool, headers: [(String, String)]) -> SSEStream {
+        let stream = SSEStream(exchange: ex, nowMs: loop.nowMillis, session: session, isGet: isGet)
+        ex.startStream(status: 200, headers: headers, inputWatermark: 64 << 10)
+        streams[ObjectIdentifier(stream)] = stream
+        ex.onClose = { [unowned self, unowned stream] in self.streamGone(stream) }
+        return stream
+    }
+
+    func streamGone(_ stream: SSEStream) {
+        streams[ObjectIdentifier(stream)] = nil
+        if let s = stream.session, s.getStream === stream { s.getStream = nil }
+    }
+
+    func endStream(_ stream: SSEStream) {
+        stream.exchange.endStream()
+        streamGone(stream)
+    }
+
+    /// Writes bytes as they are (already framed). Drops a stream whose reader fell too far behind.
+    func writeRaw(_ stream: SSEStream, _ bytes: [UInt8]) {
+        guard stream.isOpen else { return }
+        if stream.exchange.backlogBytes > config.limits.sseMaxBacklogBytes {
+            log.warn("stream_dropped", [("reason", CloseReason.slowReader.rawValue), ("session", stream.session?.id ?? "-")])
+            endStream(stream)
+            return
+        }
+        let out = OutBuffer()
+        out.append(bytes)
+        stream.exchange.write(out)
+        stream.lastWriteMs = loop.nowMillis
+    }
+
+    /// Sends one JSON-RPC message as an SSE `message` event.
+    func writeEvent(_ stream: SSEStream, _ json: UnsafeRawBufferPointer) {
+        guard stream.isOpen else { return }
+        if stream.exchange.backlogBytes > config.limits.sseMaxBacklogBytes {
+            log.warn("stream_dropped", [("reason", CloseReason.slowReader.rawValue), ("session", stream.session?.id ?? "-")])
+            endStream(stream)
+            return
+        }
+        let out = OutBuffer()
+        out.append("event: message\ndata: ")
+        out.append(json)
+        out.append("\n\n")
+        stream.exchange.write(out)
+        stream.lastWriteMs = loop.nowMillis
+    }
+
+    // MARK: - Sessions
+
+    /// The one teardown path of a session: ends its streams, fails its requests, releases its child.
+    func endSession(_ session: Session, _ reason: CloseReason) {
+        if case .ended = session.state { return }
+        session.state = .ended(reason)
+        sessions[session.id] = nil
+        ended.record(session.id, reason)
+        log.info("session_closed", [("session", session.id), ("reason", reason.rawValue)])
+        if let g = session.getStream { endStream(g) }
+        session.getStream = nil
+        session.queued.removeAll()
+        if let child = session.child {
+            session.child = nil
+            let message: String
+            switch reason {
+            case .childExited, .childLineTooLong:
+                message = "MCP server process exited (\(child.exitDescription ?? reason.rawValue))"
+            case .shutdown: message = "gateway is shutting down"
+            default: message = "session ended (\(reason.rawValue))"
+            }
+            failPending(child, message: message)
+            terminate(child, reason: reason)
+        }
+    }
+}

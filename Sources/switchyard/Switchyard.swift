@@ -1,0 +1,129 @@
+// The command line: quick mode (`-- COMMAND ARGS…`), `--config FILE`, and the demo server.
+
+internal import ArgumentParser
+internal import SwitchyardCore
+internal import SwitchyardServer
+#if canImport(Glibc)
+internal import Glibc
+#endif
+
+struct Switchyard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchyard",
+        abstract: "Serve stdio MCP servers over Streamable HTTP.",
+        discussion: """
+            Quick mode:   switchyard --host 127.0.0.1 --port 8080 -- COMMAND ARGS…
+            Config file:  switchyard --config switchyard.yaml   (YAML or JSON; a Claude Desktop
+                          {"mcpServers": …} file works unchanged)
+            No command and no config: serves the bundled demo server (tools echo, add, sleep).
+
+            The MCP endpoint is http://HOST:PORT/mcp. Logs are logfmt lines on stderr.
+            Exit codes: 0 after SIGTERM/SIGINT, 64 bad usage, 71 cannot listen, 78 bad config.
+            """,
+        subcommands: [Serve.self, DemoServerCommand.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct DemoServerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo-server", abstract: "Run the bundled demo stdio MCP server (reads JSON-RPC lines on stdin).")
+
+    func run() throws { Glibc.exit(DemoServer.run()) }
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the gateway (the default).")
+
+    @Option(help: "Config file (YAML or JSON). Overrides the embedded default.")
+    var config: String?
+
+    @Option(help: "Listen address (quick mode; default 127.0.0.1).")
+    var host: String?
+
+    @Option(help: "Listen port (quick mode; default 8080; 0 picks a free port).")
+    var port: Int?
+
+    @Option(help: "Warm spare children per server (spawned, not yet initialized).")
+    var spares: Int?
+
+    @Option(help: "Maximum concurrent sessions.")
+    var maxSessions: Int?
+
+    @Option(help: "End sessions idle this long (e.g. 30m, 90s).")
+    var sessionIdleTimeout: String?
+
+    @Option(help: "Keep-alive comment interval on SSE streams (e.g. 15s).")
+    var sseKeepalive: String?
+
+    @Option(help: "Log level: debug, info, warn, error.")
+    var logLevel: String?
+
+    @Argument(parsing: .postTerminator, help: "The stdio MCP server to run (after --).")
+    var command: [String] = []
+
+    func run() throws {
+        var cfg: GatewayConfig
+        do {
+            cfg = try buildConfig()
+        } catch {
+            let line = "switchyard: \(error.description)\n"
+            _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
+            Glibc.exit(78)
+        }
+        Glibc.exit(Gateway(config: cfg).run())
+    }
+
+    func buildConfig() throws(ConfigError) -> GatewayConfig {
+        var cfg: GatewayConfig
+        if let path = config {
+            if !command.isEmpty { throw ConfigError("", "give either --config or a command after --, not both") }
+            cfg = try ConfigFile.load(path: path)
+        } else {
+            cfg = GatewayConfig()
+            var spec: ServerSpec
+            if command.isEmpty {
+                spec = ServerSpec(name: "demo", command: Serve.selfPath(), args: ["demo-server"])
+            } else {
+                spec = ServerSpec(name: "default", command: command[0], args: Array(command.dropFirst()))
+            }
+            spec.spares = 1
+            cfg.servers = [spec]
+            cfg.defaultServer = spec.name
+        }
+        if host != nil || port != nil {
+            let h = host ?? cfg.listen.first?.host ?? "127.0.0.1"
+            let p = port ?? cfg.listen.first?.port ?? 8080
+            guard (0...65535).contains(p) else { throw ConfigError("--port", "must be between 0 and 65535") }
+            cfg.listen = [ListenSpec(host: h, port: p)]
+        }
+        if let s = spares {
+            guard (0...64).contains(s) else { throw ConfigError("--spares", "must be between 0 and 64") }
+            for k in cfg.servers.indices { cfg.servers[k].spares = s }
+        }
+        if let m = maxSessions {
+            guard m >= 1 else { throw ConfigError("--max-sessions", "must be at least 1") }
+            cfg.limits.maxSessions = m
+        }
+        if let t = sessionIdleTimeout {
+            guard let ms = Units.durationMillis(t), ms >= 100 else { throw ConfigError("--session-idle-timeout", "expected a duration such as 30m") }
+            cfg.limits.sessionIdleTimeoutMs = ms
+        }
+        if let t = sseKeepalive {
+            guard let ms = Units.durationMillis(t), ms >= 100 else { throw ConfigError("--sse-keepalive", "expected a duration such as 15s") }
+            cfg.limits.sseKeepAliveMs = ms
+        }
+        if let l = logLevel {
+            guard let level = LogLevel(name: l) else { throw ConfigError("--log-level", "expected debug, info, warn or error") }
+            cfg.logLevel = level
+        }
+        return cfg
+    }
+
+    /// The running binary, so the demo server child is this same program.
+    static func selfPath() -> String {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        if n > 0 { return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        return CommandLine.arguments[0]
+    }
+}
