@@ -1,6 +1,7 @@
 // Structured logs: one logfmt line per event on stderr (stdout stays clean), written with write(2).
 
 package import SwitchyardCore
+internal import CLibEvent
 #if canImport(Glibc)
 internal import Glibc
 #endif
