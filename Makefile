@@ -46,6 +46,9 @@ e2e: build venv
 
 test: unit e2e
 
+format:
+	swift format --in-place --recursive Sources Tests
+
 lint:
 	@scripts/lint.sh
 

@@ -8,7 +8,7 @@
 internal import CLibEvent
 internal import SwitchyardCore
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 package struct SpawnError: Error, CustomStringConvertible {

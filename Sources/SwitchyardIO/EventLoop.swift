@@ -6,7 +6,7 @@
 
 internal import CLibEvent
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 /// A libevent `event_base` plus the process-wide setup the daemon needs.

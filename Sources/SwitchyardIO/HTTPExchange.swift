@@ -7,7 +7,7 @@
 
 internal import CLibEvent
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 package enum HTTPMethod: Equatable, Sendable {

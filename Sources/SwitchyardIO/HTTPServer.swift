@@ -2,7 +2,7 @@
 
 internal import CLibEvent
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 /// Limits applied to every client connection (libevent-notes H1–H4).
@@ -95,7 +95,9 @@ final class Listener {
         let parsed = withUnsafeMutablePointer(to: &storage) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { evutil_parse_sockaddr_port(hostText, $0, &len) }
         }
-        guard parsed == 0, (0...65535).contains(port) else { throw BindError(address: addrText, reason: "not a numeric IP address and port") }
+        guard parsed == 0, (0...65535).contains(port) else {
+            throw BindError(address: addrText, reason: "not a numeric IP address and port")
+        }
         if storage.ss_family == sa_family_t(AF_INET6) {
             withUnsafeMutablePointer(to: &storage) { p in
                 p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port = UInt16(port).bigEndian }

@@ -3,7 +3,7 @@
 package import SwitchyardCore
 internal import CLibEvent
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 package final class Logger {
@@ -65,6 +65,7 @@ package final class Logger {
             let s = String(v)
             return String(repeating: "0", count: max(0, w - s.count)) + s
         }
-        return "\(pad(tmv.tm_year + 1900, 4))-\(pad(tmv.tm_mon + 1, 2))-\(pad(tmv.tm_mday, 2))T\(pad(tmv.tm_hour, 2)):\(pad(tmv.tm_min, 2)):\(pad(tmv.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3))Z"
+        return
+            "\(pad(tmv.tm_year + 1900, 4))-\(pad(tmv.tm_mon + 1, 2))-\(pad(tmv.tm_mday, 2))T\(pad(tmv.tm_hour, 2)):\(pad(tmv.tm_min, 2)):\(pad(tmv.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3))Z"
     }
 }

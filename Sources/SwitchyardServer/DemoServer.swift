@@ -6,11 +6,12 @@
 
 internal import SwitchyardCore
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 package enum DemoServer {
-    static let tools = #"{"tools":[{"name":"echo","description":"Returns the given text.","inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}},{"name":"add","description":"Adds two numbers.","inputSchema":{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}},{"name":"sleep","description":"Waits for the given milliseconds.","inputSchema":{"type":"object","properties":{"ms":{"type":"integer"}},"required":["ms"]}}]}"#
+    static let tools =
+        #"{"tools":[{"name":"echo","description":"Returns the given text.","inputSchema":{"type":"object","properties":{"text":{"type":"string"}},"required":["text"]}},{"name":"add","description":"Adds two numbers.","inputSchema":{"type":"object","properties":{"a":{"type":"number"},"b":{"type":"number"}},"required":["a","b"]}},{"name":"sleep","description":"Waits for the given milliseconds.","inputSchema":{"type":"object","properties":{"ms":{"type":"integer"}},"required":["ms"]}}]}"#
 
     package static func run() -> Int32 {
         var framer = LineFramer(maxLine: 16 << 20)
@@ -62,7 +63,8 @@ package enum DemoServer {
             {
                 version = s
             }
-            result(#"{"protocolVersion":"\#(version)","capabilities":{"tools":{}},"serverInfo":{"name":"switchyard-demo","version":"0.1.0"}}"#)
+            result(
+                #"{"protocolVersion":"\#(version)","capabilities":{"tools":{}},"serverInfo":{"name":"switchyard-demo","version":"0.1.0"}}"#)
         case "ping": result("{}")
         case "tools/list": result(tools)
         case "tools/call":
@@ -76,7 +78,9 @@ package enum DemoServer {
                     return error(JSONRPCErrorCode.invalidParams, "echo needs a string argument \"text\"")
                 }
                 // The text is already valid JSON string syntax: forward its bytes as they are.
-                result(#"{"content":[{"type":"text","text":"# + String(decoding: UnsafeRawBufferPointer(rebasing: line[t.start..<t.end]), as: UTF8.self) + "}]}")
+                result(
+                    #"{"content":[{"type":"text","text":"#
+                        + String(decoding: UnsafeRawBufferPointer(rebasing: line[t.start..<t.end]), as: UTF8.self) + "}]}")
             case "add":
                 guard let a = args, let (x, kx) = EnvelopeScanner.member(line, of: a, key: "\"a\""), kx == .number,
                     let (y, ky) = EnvelopeScanner.member(line, of: a, key: "\"b\""), ky == .number,

@@ -3,7 +3,7 @@
 internal import SwitchyardCore
 internal import SwitchyardIO
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 extension Gateway {
@@ -23,14 +23,16 @@ extension Gateway {
         } catch {
             let message = "cannot start MCP server \"\(spec.name)\": \(error.description)"
             pool.recordFailure(message, nowMs: now)
-            log.error("spawn_failed", [("server", spec.name), ("error", error.description), ("failures", String(pool.consecutiveFailures))])
+            log.error(
+                "spawn_failed", [("server", spec.name), ("error", error.description), ("failures", String(pool.consecutiveFailures))])
             return .failure(SpawnFailure(message: message))
         }
         let child = Child(process: process, pool: pool, nowMs: now)
         children[process.pid] = child
         process.onLine = { [unowned self, unowned child] line in self.childLine(child, line) }
         process.onStderrLine = { [unowned self, unowned child] line in
-            self.log.info("child_stderr", [("server", spec.name), ("pid", String(child.pid)), ("line", String(decoding: line, as: UTF8.self))])
+            self.log.info(
+                "child_stderr", [("server", spec.name), ("pid", String(child.pid)), ("line", String(decoding: line, as: UTF8.self))])
         }
         process.onStdoutClosed = { [unowned self, unowned child] tooLong in self.childStdoutClosed(child, lineTooLong: tooLong) }
         log.debug("child_spawned", [("server", spec.name), ("pid", String(process.pid))])
@@ -128,7 +130,8 @@ extension Gateway {
         let wasSpare = child.state == .spare
         let pool = child.pool
         if !child.initialized && child.state != .exiting && !shuttingDown {
-            pool.recordFailure("MCP server \"\(pool.spec.name)\" exited during startup (\(child.exitDescription ?? "?"))", nowMs: loop.nowMillis)
+            pool.recordFailure(
+                "MCP server \"\(pool.spec.name)\" exited during startup (\(child.exitDescription ?? "?"))", nowMs: loop.nowMillis)
         }
         if let session = child.session {
             child.session = nil
@@ -222,7 +225,12 @@ extension Gateway {
             {
                 session.protocolVersion = version
             }
-            log.info("session_ready", [("session", session.id), ("server", session.serverName), ("protocol", session.protocolVersion), ("pid", String(child.pid))])
+            log.info(
+                "session_ready",
+                [
+                    ("session", session.id), ("server", session.serverName), ("protocol", session.protocolVersion),
+                    ("pid", String(child.pid)),
+                ])
         } else {
             // The child refused initialize: the client gets its error; the session cannot continue.
             loop.runSoon { [weak self, weak session] in

@@ -13,7 +13,8 @@ extension Gateway {
     func handle(_ ex: HTTPExchange) {
         let path = ex.path
         if shuttingDown {
-            respondError(ex, 503, "Service Unavailable", JSONRPCErrorCode.serverError, "gateway is shutting down", extra: [("Retry-After", "1")])
+            respondError(
+                ex, 503, "Service Unavailable", JSONRPCErrorCode.serverError, "gateway is shutting down", extra: [("Retry-After", "1")])
             return
         }
         switch path {
@@ -59,12 +60,16 @@ extension Gateway {
 
     func post(_ ex: HTTPExchange) {
         guard MediaType.isJSON(contentType: ex.header("Content-Type")) else {
-            respondError(ex, 415, "Unsupported Media Type", JSONRPCErrorCode.serverError, "Unsupported Media Type: Content-Type must be application/json")
+            respondError(
+                ex, 415, "Unsupported Media Type", JSONRPCErrorCode.serverError,
+                "Unsupported Media Type: Content-Type must be application/json")
             return
         }
         let accept = AcceptSet(header: ex.header("Accept"))
         guard accept.allowsAny else {
-            respondError(ex, 406, "Not Acceptable", JSONRPCErrorCode.serverError, "Not Acceptable: Accept must allow application/json or text/event-stream")
+            respondError(
+                ex, 406, "Not Acceptable", JSONRPCErrorCode.serverError,
+                "Not Acceptable: Accept must allow application/json or text/event-stream")
             return
         }
         if ex.headerCount("Mcp-Session-Id") > 1 {
@@ -92,7 +97,9 @@ extension Gateway {
         if env.kind == .request, let m = env.method, EnvelopeScanner.equals(body, m, "\"initialize\"") {
             if let sid = sessionHeader {
                 if sessions[sid] != nil {
-                    respondError(ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: session already initialized", session: sid)
+                    respondError(
+                        ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: session already initialized",
+                        session: sid)
                 } else {
                     sessionNotFound(ex, sid)
                 }
@@ -121,7 +128,8 @@ extension Gateway {
         guard session.protocolVersion == ProtocolVersion.batching else {
             respondError(
                 ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest,
-                "Invalid Request: batches are only allowed in protocol version 2025-03-26 (this session: \(session.protocolVersion))", session: session.id)
+                "Invalid Request: batches are only allowed in protocol version 2025-03-26 (this session: \(session.protocolVersion))",
+                session: session.id)
             return
         }
         var envelopes: [Envelope] = []
@@ -129,7 +137,9 @@ extension Gateway {
             do {
                 let e = try EnvelopeScanner.scanElement(body, span: s)
                 if e.kind == .request, let m = e.method, EnvelopeScanner.equals(body, m, "\"initialize\"") {
-                    respondError(ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: initialize must not be batched", session: session.id)
+                    respondError(
+                        ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: initialize must not be batched",
+                        session: session.id)
                     return
                 }
                 envelopes.append(e)
@@ -168,7 +178,8 @@ extension Gateway {
         switch reply.mode {
         case .sse:
             if reply.stream == nil {
-                reply.stream = openStream(ex, session: session, isGet: false, headers: Gateway.sseHeaders + [("Mcp-Session-Id", session.id)])
+                reply.stream = openStream(
+                    ex, session: session, isGet: false, headers: Gateway.sseHeaders + [("Mcp-Session-Id", session.id)])
                 // Messages already collected (errors answered synchronously) go out now.
                 let early = reply.collected
                 reply.collected.removeAll()
@@ -195,7 +206,9 @@ extension Gateway {
             return nil
         }
         guard let sid = header else {
-            respondError(ex, 400, "Bad Request", JSONRPCErrorCode.serverError, "Bad Request: Mcp-Session-Id header is required (send initialize first)")
+            respondError(
+                ex, 400, "Bad Request", JSONRPCErrorCode.serverError,
+                "Bad Request: Mcp-Session-Id header is required (send initialize first)")
             return nil
         }
         guard let session = sessions[sid] else {
@@ -224,7 +237,9 @@ extension Gateway {
         let idBytes = Array(UnsafeRawBufferPointer(rebasing: body[env.id!.start..<env.id!.end]))
         guard sessions.count < config.limits.maxSessions else {
             log.warn("session_limit", [("max_sessions", String(config.limits.maxSessions))])
-            respondError(ex, 503, "Service Unavailable", JSONRPCErrorCode.serverError, "too many sessions (limit \(config.limits.maxSessions)); retry later", extra: [("Retry-After", "1")])
+            respondError(
+                ex, 503, "Service Unavailable", JSONRPCErrorCode.serverError,
+                "too many sessions (limit \(config.limits.maxSessions)); retry later", extra: [("Retry-After", "1")])
             return
         }
         guard let pool = pools[config.defaultServer] else { preconditionFailure("default server missing from pools") }
@@ -273,7 +288,9 @@ extension Gateway {
         case .request:
             let idSpan = env.id!
             let cid = child.issueID()
-            let token = EnvelopeScanner.progressToken(body, params: env.params).map { Array(UnsafeRawBufferPointer(rebasing: body[$0.start..<$0.end])) }
+            let token = EnvelopeScanner.progressToken(body, params: env.params).map {
+                Array(UnsafeRawBufferPointer(rebasing: body[$0.start..<$0.end]))
+            }
             child.pending[cid] = Pending(
                 originalID: Array(UnsafeRawBufferPointer(rebasing: body[idSpan.start..<idSpan.end])), reply: reply,
                 progressToken: token, isInitialize: isInitialize)

@@ -3,7 +3,7 @@
 package import SwitchyardCore
 internal import SwitchyardIO
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 package final class Gateway {
@@ -51,14 +51,17 @@ package final class Gateway {
         }
         log.info(
             "started",
-            [("servers", config.servers.map(\.name).joined(separator: ",")), ("default_server", config.defaultServer),
-             ("nofile", String(nofile.soft))])
+            [
+                ("servers", config.servers.map(\.name).joined(separator: ",")), ("default_server", config.defaultServer),
+                ("nofile", String(nofile.soft)),
+            ])
         for sig in [SIGTERM, SIGINT] {
             signals.append(SignalWatcher(loop: loop, signal: sig) { [unowned self] s in self.beginShutdown(signal: s) })
         }
-        signals.append(SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
-            self.log.info("sighup_ignored", [("reason", "reload arrives with TLS (issue 5)")])
-        })
+        signals.append(
+            SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
+                self.log.info("sighup_ignored", [("reason", "reload arrives with TLS (issue 5)")])
+            })
         let tick = min(1000, max(100, config.limits.sseKeepAliveMs / 2))
         janitor = Timer(loop: loop, afterMillis: tick, repeating: true) { [unowned self] in self.janitorTick() }
         for pool in pools.values { refill(pool) }

@@ -4,7 +4,7 @@ internal import ArgumentParser
 internal import SwitchyardCore
 internal import SwitchyardServer
 #if canImport(Glibc)
-internal import Glibc
+    internal import Glibc
 #endif
 
 struct Switchyard: ParsableCommand {
@@ -105,11 +105,15 @@ struct Serve: ParsableCommand {
             cfg.limits.maxSessions = m
         }
         if let t = sessionIdleTimeout {
-            guard let ms = Units.durationMillis(t), ms >= 100 else { throw ConfigError("--session-idle-timeout", "expected a duration such as 30m") }
+            guard let ms = Units.durationMillis(t), ms >= 100 else {
+                throw ConfigError("--session-idle-timeout", "expected a duration such as 30m")
+            }
             cfg.limits.sessionIdleTimeoutMs = ms
         }
         if let t = sseKeepalive {
-            guard let ms = Units.durationMillis(t), ms >= 100 else { throw ConfigError("--sse-keepalive", "expected a duration such as 15s") }
+            guard let ms = Units.durationMillis(t), ms >= 100 else {
+                throw ConfigError("--sse-keepalive", "expected a duration such as 15s")
+            }
             cfg.limits.sseKeepAliveMs = ms
         }
         if let l = logLevel {

@@ -46,7 +46,8 @@ public enum ConfigLoader {
 
     /// Server names become URL path segments: letters, digits, `.`, `_`, `-`; not `.` or `..`.
     public static func validateName(_ name: String, path: String) throws(ConfigError) {
-        let ok = !name.isEmpty && name.count <= 64 && name != "." && name != ".."
+        let ok =
+            !name.isEmpty && name.count <= 64 && name != "." && name != ".."
             && name.utf8.allSatisfy { c in
                 (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2E || c == 0x5F || c == 0x2D
             }
@@ -88,7 +89,9 @@ public enum ConfigLoader {
         for (k, item) in items.enumerated() {
             let path = "listen[\(k)]"
             let addrNode: ConfigNode
-            if case .scalar = item { addrNode = item } else {
+            if case .scalar = item {
+                addrNode = item
+            } else {
                 guard let a = item["address"] else { throw ConfigError("\(path).address", "missing (\"host:port\")") }
                 addrNode = a
             }

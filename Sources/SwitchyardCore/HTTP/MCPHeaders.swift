@@ -65,10 +65,15 @@ public struct OriginPolicy: Sendable {
         if allowed.contains(o) || allowed.contains("*") { return true }
         for scheme in ["http://", "https://"] where o.hasPrefix(scheme) {
             var host = o.dropFirst(scheme.count)
-            if host.hasPrefix("[::1]") { host = host.dropFirst(5) }
-            else if host.hasPrefix("localhost") { host = host.dropFirst(9) }
-            else if host.hasPrefix("127.0.0.1") { host = host.dropFirst(9) }
-            else { continue }
+            if host.hasPrefix("[::1]") {
+                host = host.dropFirst(5)
+            } else if host.hasPrefix("localhost") {
+                host = host.dropFirst(9)
+            } else if host.hasPrefix("127.0.0.1") {
+                host = host.dropFirst(9)
+            } else {
+                continue
+            }
             if host.isEmpty { return true }
             if host.first == ":", host.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber }), host.count > 1 { return true }
         }
