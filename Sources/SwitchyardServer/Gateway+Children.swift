@@ -219,16 +219,15 @@ extension Gateway {
         if let (result, kind) = EnvelopeScanner.member(bytes, of: top, key: "\"result\""), kind == .object {
             child.initialized = true
             child.pool.consecutiveFailures = 0
-            session.state = .ready
-            if let (v, vk) = EnvelopeScanner.member(bytes, of: result, key: "\"protocolVersion\""), vk == .string,
-                let version = JSONText.decodeString(bytes, v)
-            {
-                session.protocolVersion = version
+            var version: String?
+            if let (v, vk) = EnvelopeScanner.member(bytes, of: result, key: "\"protocolVersion\""), vk == .string {
+                version = JSONText.decodeString(bytes, v)
             }
+            _ = session.lifecycle.initializeSucceeded(version: version)
             log.info(
                 "session_ready",
                 [
-                    ("session", session.id), ("server", session.serverName), ("protocol", session.protocolVersion),
+                    ("session", session.id), ("server", session.serverName), ("protocol", session.lifecycle.protocolVersion),
                     ("pid", String(child.pid)),
                 ])
         } else {

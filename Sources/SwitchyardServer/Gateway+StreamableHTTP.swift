@@ -125,10 +125,10 @@ extension Gateway {
             return
         }
         guard let session = lookupSession(ex, sessionHeader) else { return }
-        guard session.protocolVersion == ProtocolVersion.batching else {
+        guard session.lifecycle.allowsBatches else {
             respondError(
                 ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest,
-                "Invalid Request: batches are only allowed in protocol version 2025-03-26 (this session: \(session.protocolVersion))",
+                "Invalid Request: batches are only allowed in protocol version 2025-03-26 (this session: \(session.lifecycle.protocolVersion))",
                 session: session.id)
             return
         }
@@ -215,7 +215,7 @@ extension Gateway {
             sessionNotFound(ex, sid)
             return nil
         }
-        session.lastActivityMs = loop.nowMillis
+        session.lifecycle.touch(nowMs: loop.nowMillis)
         return session
     }
 

@@ -83,9 +83,9 @@ package final class Gateway {
         }
         let idle = config.limits.sessionIdleTimeoutMs
         for session in Array(sessions.values) {
-            if session.getStream?.isOpen == true { session.lastActivityMs = now }
-            if let c = session.child, !c.pending.isEmpty { session.lastActivityMs = now }
-            if now - session.lastActivityMs >= idle { endSession(session, .idleTimeout) }
+            let busy = session.getStream?.isOpen == true || session.child?.pending.isEmpty == false
+            if busy { session.lifecycle.touch(nowMs: now) }
+            if session.lifecycle.isIdle(nowMs: now, timeoutMs: idle, busy: busy) { endSession(session, .idleTimeout) }
         }
     }
 
@@ -143,8 +143,7 @@ package final class Gateway {
 
     /// The one teardown path of a session: ends its streams, fails its requests, releases its child.
     func endSession(_ session: Session, _ reason: CloseReason) {
-        if case .ended = session.state { return }
-        session.state = .ended(reason)
+        guard session.lifecycle.end(reason) else { return }
         sessions[session.id] = nil
         ended.record(session.id, reason)
         log.info("session_closed", [("session", session.id), ("reason", reason.rawValue)])

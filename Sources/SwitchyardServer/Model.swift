@@ -53,29 +53,18 @@ struct Pending {
 
 /// A client session (Streamable HTTP). Dedicated mode: it owns exactly one child for its life.
 final class Session {
-    enum State: Equatable {
-        /// `initialize` forwarded to the child; waiting for its result.
-        case initializing
-        /// InitializeResult sent to the client.
-        case ready
-        /// Ended; no longer in the registry.
-        case ended(CloseReason)
-    }
-
     let id: String
     let serverName: String
-    var state: State = .initializing
+    var lifecycle: SessionLifecycle
     var child: Child?
-    var protocolVersion = ProtocolVersion.assumed
     var getStream: SSEStream?
     /// Server messages waiting for a GET stream (bounded, H-32).
     var queued: [[UInt8]] = []
-    var lastActivityMs: Int
 
     init(id: String, serverName: String, nowMs: Int) {
         self.id = id
         self.serverName = serverName
-        self.lastActivityMs = nowMs
+        self.lifecycle = SessionLifecycle(nowMs: nowMs)
     }
 }
 
