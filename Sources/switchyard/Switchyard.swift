@@ -10,29 +10,19 @@ internal import SwitchyardServer
 struct Switchyard: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchyard",
-        abstract: "Serve stdio MCP servers over Streamable HTTP.",
-        discussion: """
-            Quick mode:   switchyard --host 127.0.0.1 --port 8080 -- COMMAND ARGS…
-            Config file:  switchyard --config switchyard.yaml   (YAML or JSON; a Claude Desktop
-                          {"mcpServers": …} file works unchanged)
-            No command and no config: serves the bundled demo server (tools echo, add, sleep).
-
-            The MCP endpoint is http://HOST:PORT/mcp. Logs are logfmt lines on stderr.
-            Exit codes: 0 after SIGTERM/SIGINT, 64 bad usage, 71 cannot listen, 78 bad config.
+        abstract: "Serve stdio MCP servers over Streamable HTTP (MCP 2025-03-26, 2025-06-18, 2025-11-25).",
+        usage: """
+            switchyard [--host <host>] [--port <port>] [options] -- COMMAND [ARGS...]
+              switchyard --config FILE [options]
+              switchyard                      (the bundled demo server on 127.0.0.1:8080)
+              switchyard demo-server          (run the demo stdio MCP server itself)
             """,
-        subcommands: [Serve.self, DemoServerCommand.self],
-        defaultSubcommand: Serve.self)
-}
+        discussion: """
+            The MCP endpoint is http://HOST:PORT/mcp. A config file is YAML or JSON; a Claude Desktop \
+            {"mcpServers": ...} file works unchanged. Logs are logfmt lines on stderr.
 
-struct DemoServerCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "demo-server", abstract: "Run the bundled demo stdio MCP server (reads JSON-RPC lines on stdin).")
-
-    func run() throws { Glibc.exit(DemoServer.run()) }
-}
-
-struct Serve: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the gateway (the default).")
+            Exit codes: 0 after SIGTERM/SIGINT, 71 cannot listen, 78 bad configuration.
+            """)
 
     @Option(help: "Config file (YAML or JSON). Overrides the embedded default.")
     var config: String?
@@ -82,7 +72,7 @@ struct Serve: ParsableCommand {
             cfg = GatewayConfig()
             var spec: ServerSpec
             if command.isEmpty {
-                spec = ServerSpec(name: "demo", command: Serve.selfPath(), args: ["demo-server"])
+                spec = ServerSpec(name: "demo", command: Switchyard.selfPath(), args: ["demo-server"])
             } else {
                 spec = ServerSpec(name: "default", command: command[0], args: Array(command.dropFirst()))
             }
