@@ -39,6 +39,36 @@ extension Gateway {
         return .success(child)
     }
 
+    /// Logs a child's stderr line (rate-limited, see `childLogAllowed`).
+    func childStderr(_ child: Child, _ line: UnsafeRawBufferPointer) {
+        guard childLogAllowed(child) else { return }
+        log.info(
+            "child_stderr",
+            [("server", child.pool.spec.name), ("pid", String(child.pid)), ("line", String(decoding: line, as: UTF8.self))])
+    }
+
+    /// At most `stderrLinesPerSecond` log lines a second per child: the log must never become the
+    /// bottleneck (our stderr write blocks), so a flood is counted and summarized instead.
+    func childLogAllowed(_ child: Child) -> Bool {
+        let now = loop.nowMillis
+        if now - child.stderrWindowStartMs >= 1000 {
+            if child.stderrSuppressed > 0 {
+                log.warn("child_log_suppressed", [("pid", String(child.pid)), ("lines", String(child.stderrSuppressed))])
+            }
+            child.stderrWindowStartMs = now
+            child.stderrLinesInWindow = 0
+            child.stderrSuppressed = 0
+        }
+        child.stderrLinesInWindow += 1
+        if child.stderrLinesInWindow > Gateway.stderrLinesPerSecond {
+            child.stderrSuppressed += 1
+            return false
+        }
+        return true
+    }
+
+    static let stderrLinesPerSecond = 200
+
     /// Tops the pool's warm spares up to `spares`, unless backing off (then retries when it ends).
     func refill(_ pool: ServerPool) {
         guard !shuttingDown else { return }
@@ -157,7 +187,9 @@ extension Gateway {
                     routeChildMessage(child, UnsafeRawBufferPointer(rebasing: line[s.start..<s.end]))
                 }
             } catch {
-                log.warn("child_stdout_not_jsonrpc", [("pid", String(child.pid)), ("line", preview(line))])
+                if childLogAllowed(child) {
+                    log.warn("child_stdout_not_jsonrpc", [("pid", String(child.pid)), ("line", preview(line))])
+                }
             }
             return
         }
@@ -169,7 +201,9 @@ extension Gateway {
         do {
             env = try EnvelopeScanner.scan(bytes)
         } catch {
-            log.warn("child_stdout_not_jsonrpc", [("pid", String(child.pid)), ("error", error.message), ("line", preview(bytes))])
+            if childLogAllowed(child) {
+                log.warn("child_stdout_not_jsonrpc", [("pid", String(child.pid)), ("error", error.message), ("line", preview(bytes))])
+            }
             return
         }
         switch env.kind {

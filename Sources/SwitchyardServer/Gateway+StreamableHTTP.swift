@@ -124,6 +124,23 @@ extension Gateway {
             respondError(ex, 400, "Bad Request", JSONRPCErrorCode.parseError, "Parse error: invalid JSON at byte \(error.offset)")
             return
         }
+        // Classify every element first: an initialize inside a batch is refused even without a session.
+        var envelopes: [Envelope] = []
+        for s in spans {
+            do throws(EnvelopeError) {
+                let e = try EnvelopeScanner.scanElement(body, span: s)
+                if e.kind == .request, let m = e.method, EnvelopeScanner.equals(body, m, "\"initialize\"") {
+                    respondError(
+                        ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: initialize must not be batched",
+                        session: sessionHeader.flatMap { sessions[$0] != nil ? $0 : nil })
+                    return
+                }
+                envelopes.append(e)
+            } catch {
+                respondError(ex, 400, "Bad Request", error.code, "\(error.message) (batch element)")
+                return
+            }
+        }
         guard let session = lookupSession(ex, sessionHeader) else { return }
         guard session.lifecycle.allowsBatches else {
             respondError(
@@ -131,22 +148,6 @@ extension Gateway {
                 "Invalid Request: batches are only allowed in protocol version 2025-03-26 (this session: \(session.lifecycle.protocolVersion))",
                 session: session.id)
             return
-        }
-        var envelopes: [Envelope] = []
-        for s in spans {
-            do {
-                let e = try EnvelopeScanner.scanElement(body, span: s)
-                if e.kind == .request, let m = e.method, EnvelopeScanner.equals(body, m, "\"initialize\"") {
-                    respondError(
-                        ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: initialize must not be batched",
-                        session: session.id)
-                    return
-                }
-                envelopes.append(e)
-            } catch {
-                respondError(ex, 400, "Bad Request", error.code, "\(error.message) (batch element)", session: session.id)
-                return
-            }
         }
         if spans.isEmpty {
             respondError(ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: empty batch", session: session.id)

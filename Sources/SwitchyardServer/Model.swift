@@ -89,6 +89,10 @@ final class Child {
     var initialized = false
     var exitDescription: String?
     var killTimers: [Timer] = []
+    /// stderr lines logged in the current one-second window, and lines suppressed beyond the budget.
+    var stderrWindowStartMs = 0
+    var stderrLinesInWindow = 0
+    var stderrSuppressed = 0
 
     init(process: ChildProcess, pool: ServerPool, nowMs: Int) {
         self.process = process
