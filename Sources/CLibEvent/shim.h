@@ -1,11 +1,38 @@
 // Umbrella header for libevent plus the process APIs the I/O layer needs.
-// Every C module must see the same feature macros (libevent-notes B6): libevent's event-config.h
-// defines _GNU_SOURCE, so both shims define it first.
+//
+// Feature macros (libevent-notes B6): every Clang module that textually includes a glibc header must see
+// the same feature macros as Swift's own Glibc module, which defines none. libevent's event-config.h
+// defines _GNU_SOURCE, so every glibc header libevent (or we) use is included FIRST, before any event2
+// header, and GNU-only functions are declared by hand below. Verify with a clean build
+// (`rm -rf .build && swift build`): an incremental build can hide a mismatch.
 #ifndef SWITCHYARD_CLIBEVENT_SHIM_H
 #define SWITCHYARD_CLIBEVENT_SHIM_H
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE 1
-#endif
+#include <sys/types.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <sys/socket.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <spawn.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
 #include <event2/event.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -13,20 +40,11 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
-#include <sys/wait.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/prctl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <spawn.h>
-#include <signal.h>
-#include <fcntl.h>
-#include <unistd.h>
-#include <errno.h>
-#include <string.h>
-#include <time.h>
+
+// GNU extensions, declared by hand (see above).
+extern int pipe2(int pipefd[2], int flags);
+extern int posix_spawn_file_actions_addchdir_np(posix_spawn_file_actions_t *actions, const char *path);
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *actions, int from);
 
 // evsignal_new is a macro.
 static inline struct event *sy_evsignal_new(struct event_base *b, int sig, event_callback_fn cb, void *arg) {

@@ -52,6 +52,8 @@ package final class ChildProcess {
         posix_spawn_file_actions_adddup2(&fa, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&fa, errPipe[1], 2)
         if let cwd { posix_spawn_file_actions_addchdir_np(&fa, cwd) }
+        // Safety net: nothing but 0/1/2 crosses into the child, whatever forgot CLOEXEC (P3).
+        posix_spawn_file_actions_addclosefrom_np(&fa, 3)
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }

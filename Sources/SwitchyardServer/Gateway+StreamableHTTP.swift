@@ -12,6 +12,13 @@ extension Gateway {
 
     func handle(_ ex: HTTPExchange) {
         let path = ex.path
+        if ex.method == .other("CONNECT") {
+            // CONNECT's target is an authority, not a path; libevent would also leave the reply unframed.
+            respondError(
+                ex, 405, "Method Not Allowed", JSONRPCErrorCode.serverError, "Method Not Allowed",
+                extra: [("Allow", "GET, POST, DELETE, OPTIONS"), ("Connection", "close")])
+            return
+        }
         if shuttingDown {
             respondError(
                 ex, 503, "Service Unavailable", JSONRPCErrorCode.serverError, "gateway is shutting down", extra: [("Retry-After", "1")])
