@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# Switchyard benchmark: direct stdio pipe baseline vs. the gateway's Streamable HTTP path.
+#
+#   SWITCHYARD_BIN=/abs/path/.build/release/switchyard Tests/Bench/run.sh      (or: make bench)
+#
+# Steps (see Tests/Bench/README.md):
+#   1. pipe baseline: Tests/Bench/pipe_rtt.c spawns `$SWITCHYARD_BIN demo-server` and sends tools/call
+#      echo requests one at a time over its stdin/stdout.
+#   2. starts `$SWITCHYARD_BIN --host 127.0.0.1 --port 0` (bundled demo server), creates sessions with curl.
+#   3. wrk + Tests/Bench/tools_call.lua: POST /mcp tools/call echo; one shared session, then one session
+#      per connection; 1, 16 and 64 connections.
+#   4. CPU per request from /proc/<pid>/stat (utime+stime) of the gateway and, separately, of its
+#      descendants (the children), plus wrk's own CPU.
+#   5. prints a Markdown table and writes it to results/bench-<timestamp>.md.
+#
+# Knobs (environment): BENCH_DURATION (wrk -d, default 5s), BENCH_WARMUP (default 1s, 0 = none),
+# BENCH_CONNS (default "1 16 64"), BENCH_MODES (default "shared per-conn"), BENCH_PIPE_N (default
+# 20000), BENCH_TEXT (echo text), BENCH_GATEWAY_ARGS (extra gateway flags, e.g. "--spares 4"),
+# BENCH_ALLOW_ERRORS=1 (exit 0 even if requests failed), WRK (default wrk).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+: "${SWITCHYARD_BIN:?set SWITCHYARD_BIN to the switchyard binary (absolute path)}"
+DURATION="${BENCH_DURATION:-5s}"
+WARMUP="${BENCH_WARMUP:-1s}"
+CONNS="${BENCH_CONNS:-1 16 64}"
+MODES="${BENCH_MODES:-shared per-conn}"
+PIPE_N="${BENCH_PIPE_N:-200000}"
+TEXT="${BENCH_TEXT:-hello from switchyard bench}"
+PROTO="2025-06-18"
+WRK="${WRK:-wrk}"
+CC="${CC:-cc}"
+read -ra GW_EXTRA <<<"${BENCH_GATEWAY_ARGS:-}"
+
+die() { echo "bench: error: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+[[ -x "$SWITCHYARD_BIN" ]] || die "SWITCHYARD_BIN=$SWITCHYARD_BIN is not an executable file"
+command -v "$WRK" >/dev/null || die "wrk not found (apt-get install wrk, or make deps)"
+command -v curl >/dev/null || die "curl not found"
+command -v "$CC" >/dev/null || die "C compiler '$CC' not found"
+[[ "$TEXT" =~ ^[][A-Za-z0-9\ .,:/_+=@!?\(\)-]+$ ]] || die "BENCH_TEXT must be plain ASCII without quotes/backslashes"
+
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")"
+gw_pid=""
+declare -A known_desc=()   # every descendant pid of the gateway we have seen
+
+# ---------------------------------------------------------------- process helpers
+descendants() { # all descendant pids of $1, depth-first
+    local p c
+    for p in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        echo "$p"
+        descendants "$p"
+    done
+}
+
+cpu_ticks() { # utime+stime of one pid, in clock ticks; 0 if gone
+    local s
+    s="$(cat /proc/"$1"/stat 2>/dev/null)" || { echo 0; return; }
+    s="${s##*) }"
+    local -a f
+    read -ra f <<<"$s"
+    echo $(( f[11] + f[12] ))
+}
+
+reaped_ticks() { # cutime+cstime of one pid (CPU of children it has already waited for)
+    local s
+    s="$(cat /proc/"$1"/stat 2>/dev/null)" || { echo 0; return; }
+    s="${s##*) }"
+    local -a f
+    read -ra f <<<"$s"
+    echo $(( f[13] + f[14] ))
+}
+
+declare -A snap_child=()
+snapshot() { # sets snap_gw, snap_reaped, snap_child[pid]
+    snap_gw=$(cpu_ticks "$gw_pid")
+    snap_reaped=$(reaped_ticks "$gw_pid")
+    snap_child=()
+    local p
+    for p in $(descendants "$gw_pid"); do
+        snap_child[$p]=$(cpu_ticks "$p")
+        known_desc[$p]=1
+    done
+}
+
+alive() { # running and not a zombie
+    local s
+    s="$(cat /proc/"$1"/stat 2>/dev/null)" || return 1
+    s="${s##*) }"
+    [[ "${s:0:1}" != Z ]]
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    if [[ -n "$gw_pid" ]] && kill -0 "$gw_pid" 2>/dev/null; then
+        local p
+        for p in $(descendants "$gw_pid"); do known_desc[$p]=1; done
+        kill -TERM "$gw_pid" 2>/dev/null
+        for _ in $(seq 1 70); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.1; done
+        if kill -0 "$gw_pid" 2>/dev/null; then
+            log "gateway did not exit within 7s of SIGTERM; sending SIGKILL"
+            kill -KILL "$gw_pid" 2>/dev/null
+        fi
+        wait "$gw_pid" 2>/dev/null
+    fi
+    # children the gateway should have terminated: kill what is left (only pids we saw under it)
+    local p left=()
+    for p in "${!known_desc[@]}"; do alive "$p" && left+=("$p"); done
+    if ((${#left[@]})); then
+        sleep 1
+        for p in "${left[@]}"; do
+            if alive "$p"; then
+                log "child $p still running 1s after the gateway exited; killing it"
+                kill -KILL "$p" 2>/dev/null
+            fi
+        done
+    fi
+    rm -rf "$tmp"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+kv() { # kv KEY LINE -> value of KEY=value in a line of key=value pairs
+    local k="$1" line="$2"
+    [[ " $line " =~ \ $k=([^ ]*) ]] && echo "${BASH_REMATCH[1]}" || echo ""
+}
+
+fmt() { # fmt PRINTF_FORMAT NUMBER ; prints "–" for empty input
+    [[ -n "$2" ]] && LC_ALL=C printf "$1" "$2" || echo "–"
+}
+
+now_us() { local t="${EPOCHREALTIME/[.,]/}"; echo $((10#$t)); }
+
+hz=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------- 1. pipe baseline
+log "building pipe_rtt"
+"$CC" -O2 -Wall -o "$tmp/pipe_rtt" "$here/pipe_rtt.c"
+
+log "pipe baseline: $PIPE_N sequential tools/call echo over stdio to '$SWITCHYARD_BIN demo-server'"
+pipe_line="$(timeout 60 "$tmp/pipe_rtt" -n "$PIPE_N" -w 1000 -t 5 -x "$TEXT" -- "$SWITCHYARD_BIN" demo-server)" \
+    || die "pipe baseline failed (see pipe_rtt message above)"
+log "$pipe_line"
+pipe_pinned_line=""
+if command -v taskset >/dev/null; then
+    # Same run with pipe_rtt and the child on one CPU: a cross-CPU wake-up per message costs tens of µs on
+    # some VMs, so the unpinned figure alone can swing by 5x between runs depending on placement.
+    log "pipe baseline, both processes on CPU 0 (taskset)"
+    pipe_pinned_line="$(timeout 60 taskset -c 0 "$tmp/pipe_rtt" -n "$PIPE_N" -w 1000 -t 5 -x "$TEXT" -- "$SWITCHYARD_BIN" demo-server)" \
+        || die "pinned pipe baseline failed (see pipe_rtt message above)"
+    log "$pipe_pinned_line"
+fi
+
+# ---------------------------------------------------------------- 2. gateway
+log "starting gateway: $SWITCHYARD_BIN --host 127.0.0.1 --port 0 ${GW_EXTRA[*]}"
+"$SWITCHYARD_BIN" --host 127.0.0.1 --port 0 "${GW_EXTRA[@]}" >"$tmp/gateway.out" 2>"$tmp/gateway.log" &
+gw_pid=$!
+port=""
+for _ in $(seq 1 200); do
+    if line="$(grep -m1 'msg=listening' "$tmp/gateway.log" 2>/dev/null)"; then
+        [[ "$line" =~ address=[^[:space:]]*:([0-9]+) ]] && port="${BASH_REMATCH[1]}"
+        break
+    fi
+    kill -0 "$gw_pid" 2>/dev/null || break
+    sleep 0.05
+done
+if [[ -z "$port" ]]; then
+    sed 's/^/  gateway: /' "$tmp/gateway.log" >&2 || true
+    die "gateway did not log 'msg=listening address=HOST:PORT' within 10s (alive: $(kill -0 "$gw_pid" 2>/dev/null && echo yes || echo no))"
+fi
+url="http://127.0.0.1:$port/mcp"
+log "gateway pid $gw_pid listening on $url"
+
+# POST helper: post BODY [SESSION] -> sets http_code, resp_headers file, resp_body file
+post() {
+    local body="$1" sid="${2:-}"
+    local -a h=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream')
+    [[ -n "$sid" ]] && h+=(-H "Mcp-Session-Id: $sid" -H "MCP-Protocol-Version: $PROTO")
+    http_code="$(curl -sS --max-time 10 -o "$tmp/resp.body" -D "$tmp/resp.headers" -w '%{http_code}' \
+        "${h[@]}" --data-binary "$body" "$url")" || http_code="curl-failed"
+}
+header() { grep -i "^$1:" "$tmp/resp.headers" | tail -1 | cut -d: -f2- | tr -d ' \r' || true; }
+misbehaves() { # misbehaves REQUEST EXPECTED -> report and exit
+    {
+        echo "bench: DAEMON MISBEHAVES"
+        echo "  request:  $1"
+        echo "  expected: $2"
+        echo "  got:      HTTP $http_code"
+        sed 's/^/    /' "$tmp/resp.headers" 2>/dev/null | tr -d '\r'
+        echo "    body: $(head -c 600 "$tmp/resp.body" 2>/dev/null | tr '\n' ' ')"
+    } >&2
+    exit 1
+}
+
+init_body='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"'"$PROTO"'","capabilities":{},"clientInfo":{"name":"switchyard-bench","version":"1"}}}'
+initialized_body='{"jsonrpc":"2.0","method":"notifications/initialized"}'
+call_body='{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"'"$TEXT"'"}}}'
+
+new_session() { # prints a session id
+    post "$init_body"
+    [[ "$http_code" == 200 ]] || misbehaves "POST /mcp initialize" "200 with Mcp-Session-Id"
+    local sid
+    sid="$(header Mcp-Session-Id)"
+    [[ -n "$sid" ]] || misbehaves "POST /mcp initialize" "Mcp-Session-Id response header"
+    grep -q '"result"' "$tmp/resp.body" || misbehaves "POST /mcp initialize" "JSON-RPC result in body"
+    [[ "$sid" =~ ^[0-9a-f]{32}$ ]] || log "warning: session id '$sid' is not 32 lowercase hex chars (contract)"
+    post "$initialized_body" "$sid"
+    [[ "$http_code" == 202 ]] || misbehaves "POST /mcp notifications/initialized (Mcp-Session-Id: $sid)" "202, empty body"
+    echo "$sid"
+}
+
+delete_session() {
+    local code
+    code="$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X DELETE -H "Mcp-Session-Id: $1" \
+        -H "MCP-Protocol-Version: $PROTO" "$url")" || code="curl-failed"
+    [[ "$code" == 200 ]] || log "warning: DELETE session $1 -> HTTP $code (expected 200)"
+}
+
+# sanity check of the exact request wrk will send, before measuring anything
+sid0="$(new_session)"
+post "$call_body" "$sid0"
+req_desc="POST /mcp tools/call echo (Mcp-Session-Id: $sid0, MCP-Protocol-Version: $PROTO)"
+[[ "$http_code" == 200 ]] || misbehaves "$req_desc" "200 text/event-stream"
+ctype="$(header Content-Type)"
+[[ "$ctype" == text/event-stream* ]] || misbehaves "$req_desc" "Content-Type: text/event-stream (got '$ctype')"
+[[ "$(header Mcp-Session-Id)" == "$sid0" ]] || misbehaves "$req_desc" "Mcp-Session-Id: $sid0 on the answer"
+grep -q '^event: message' "$tmp/resp.body" && grep -q '^data: .*"result"' "$tmp/resp.body" \
+    && grep -qF "$TEXT" "$tmp/resp.body" && grep -Eq '"id": ?7[,}]' "$tmp/resp.body" \
+    || misbehaves "$req_desc" "SSE 'event: message' + 'data: {...\"id\":7,\"result\":{...\"$TEXT\"...}}'"
+log "sanity check passed: tools/call answered as SSE with the echoed text"
+
+# ---------------------------------------------------------------- 3./4. wrk runs
+declare -a rows=()
+any_errors=0
+wrk_version="$("$WRK" -v 2>&1 | head -1 | awk '{print $2}' || true)"
+
+run_wrk() { # run_wrk OUTFILE TIMESFILE THREADS CONNS DURATION (tools_call.lua reads the BENCH_* env); wrk CPU via `times`
+    local out="$1" tf="$2" t="$3" c="$4" d="$5"
+    (
+        "$WRK" -t"$t" -c"$c" -d"$d" --timeout 5s -s "$here/tools_call.lua" "$url" >"$out" 2>&1 || echo "wrk exit $?" >>"$out"
+        times >"$tf"
+    )
+}
+
+per_req() { # per_req TICKS REQUESTS -> CPU µs per request
+    awk -v x="$1" -v n="$2" -v hz="$hz" 'BEGIN{ if (n>0) printf "%.1f", x*1e6/hz/n; else print "–" }'
+}
+
+seconds_of() { # "0m1.234s" -> 1.234
+    local m="${1%%m*}" s="${1#*m}"; s="${s%s}"
+    awk -v m="$m" -v s="$s" 'BEGIN{printf "%.3f", m*60+s}'
+}
+
+for mode in $MODES; do
+    for c in $CONNS; do
+        t=1
+        if ((c > 1)); then t=2; fi
+        if [[ "$mode" == per-conn ]]; then
+            ((c % t == 0)) || die "connections ($c) must be a multiple of threads ($t)"
+            log "[$mode c=$c] creating $c sessions"
+            sids=()
+            for _ in $(seq 1 "$c"); do sids+=("$(new_session)"); done
+        else
+            sids=("$sid0")
+        fi
+        export BENCH_SESSIONS="${sids[*]}" BENCH_MODE="$mode" BENCH_THREADS="$t" BENCH_TEXT="$TEXT" BENCH_PROTO="$PROTO"
+
+        if [[ "$WARMUP" != 0 && "$WARMUP" != 0s ]]; then
+            log "[$mode c=$c] warm-up $WARMUP"
+            run_wrk "$tmp/warm.out" "$tmp/warm.times" "$t" "$c" "$WARMUP"
+        fi
+
+        log "[$mode c=$c] wrk -t$t -c$c -d$DURATION"
+        snapshot
+        declare -A before=(); for p in "${!snap_child[@]}"; do before[$p]=${snap_child[$p]}; done
+        gw0=$snap_gw; reaped0=$snap_reaped; t0=$(now_us)
+        run_wrk "$tmp/wrk.out" "$tmp/wrk.times" "$t" "$c" "$DURATION"
+        t1=$(now_us)
+        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$tmp/gateway.log" >&2; die "gateway exited during the wrk run"; }
+        snapshot
+        gw1=$snap_gw; reaped1=$snap_reaped
+        child_d=$((reaped1 - reaped0))
+        active=0
+        for p in "${!snap_child[@]}"; do
+            d=$((snap_child[$p] - ${before[$p]:-0}))
+            child_d=$((child_d + d))
+            if ((d > 0)); then active=$((active + 1)); fi
+        done
+        unset before
+
+        res="$(grep '^BENCH_WRK ' "$tmp/wrk.out" || true)"
+        if [[ -z "$res" ]]; then
+            sed 's/^/  wrk: /' "$tmp/wrk.out" >&2
+            die "wrk produced no BENCH_WRK line"
+        fi
+        grep '^BENCH_SAMPLE ' "$tmp/wrk.out" | sed 's/^BENCH_SAMPLE /  first bad response: /' >&2 || true
+        n=$(kv requests "$res"); dur=$(kv duration_us "$res")
+        errs=$(( $(kv non200 "$res") + $(kv bad_body "$res") + $(kv err_connect "$res") + $(kv err_read "$res") \
+               + $(kv err_write "$res") + $(kv err_timeout "$res") ))
+        # err_status counts >399 replies, which response() already counted as non200
+        err_note="$errs"
+        (( $(kv missing_sid "$res") > 0 )) && err_note="$err_note (no Mcp-Session-Id on $(kv missing_sid "$res") answers)"
+        (( $(kv fallback "$res") > 0 )) && err_note="$err_note ($(kv fallback "$res") requests shared a busy session)"
+        (( errs > 0 )) && { any_errors=1; log "[$mode c=$c] ERRORS: $res"; }
+
+        read -r wu ws <<<"$(sed -n 2p "$tmp/wrk.times")"
+        wrk_cpu=$(awk -v u="$(seconds_of "$wu")" -v s="$(seconds_of "$ws")" -v w="$((t1 - t0))" 'BEGIN{printf "%.0f", (u+s)*1e6/w*100}')
+        rps=$(awk -v n="$n" -v d="$dur" 'BEGIN{printf "%.0f", n/(d/1e6)}')
+        gw_us=$(per_req $((gw1 - gw0)) "$n"); ch_us=$(per_req "$child_d" "$n")
+        gw_pct=$(awk -v x=$((gw1 - gw0)) -v hz="$hz" -v w="$((t1 - t0))" 'BEGIN{printf "%.0f", x/hz*1e6/w*100}')
+        label="one shared session"; [[ "$mode" == per-conn ]] && label="session per connection"
+        rows+=("| HTTP tools/call, $label | $c | $(fmt %.0f "$rps") | $(fmt %.0f "$(kv p50_us "$res")") | $(fmt %.0f "$(kv p99_us "$res")") | $gw_us | $ch_us | $gw_pct % | $wrk_cpu % | $err_note |")
+        log "[$mode c=$c] $n requests, $rps req/s, p50 $(kv p50_us "$res") µs, p99 $(kv p99_us "$res") µs, gateway $gw_us µs/req ($gw_pct %), children $ch_us µs/req ($active of ${#snap_child[@]} used CPU), wrk $wrk_cpu %, errors $errs"
+
+        if [[ "$mode" == per-conn ]]; then
+            for s in "${sids[@]}"; do delete_session "$s"; done
+        fi
+    done
+done
+
+if [[ -s "$tmp/gateway.out" ]]; then
+    log "warning: the gateway wrote to stdout (contract: nothing on stdout): $(head -c 300 "$tmp/gateway.out" | tr '\n' ' ')"
+fi
+warn_lines="$(grep -c 'level=\(warn\|error\)' "$tmp/gateway.log" || true)"
+if ((warn_lines > 0)); then
+    log "gateway logged $warn_lines warn/error lines; first ones:"
+    grep 'level=\(warn\|error\)' "$tmp/gateway.log" | head -5 | sed 's/^/  gateway: /' >&2
+fi
+
+# ---------------------------------------------------------------- 5. report
+pipe_row() { # pipe_row LABEL PIPE_RTT_LINE
+    echo "| $1 | 1 | $(fmt %.0f "$(kv rps "$2")") | $(fmt %.0f "$(kv p50_us "$2")") | $(fmt %.0f "$(kv p99_us "$2")") | – | $(kv child_cpu_us_per_req "$2") | – | $(fmt %.0f "$(kv self_cpu_pct "$2")") % | 0 |"
+}
+
+commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+dirty="$(git -C "$root" status --porcelain 2>/dev/null | grep -q . && echo ' (dirty)' || true)"
+cpu_model="$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+
+report="$tmp/report.md"
+{
+    echo "# Switchyard benchmark $stamp"
+    echo
+    echo "- commit \`$commit\`$dirty, binary \`$SWITCHYARD_BIN\` (gateway flags: \`--host 127.0.0.1 --port 0 ${GW_EXTRA[*]}\`)"
+    echo "- host: $(nproc) CPUs ($cpu_model), Linux $(uname -r); gateway, children and load generator share the CPUs (not pinned)"
+    echo "- load: wrk $wrk_version, \`-d$DURATION\` after a \`$WARMUP\` warm-up, \`-t1\` for 1 connection and \`-t2\` otherwise, keep-alive;"
+    echo "  POST /mcp \`tools/call\` echo (\`\"$TEXT\"\`), \`MCP-Protocol-Version: $PROTO\`; answers are SSE"
+    echo "- p50/p99: round-trip latency in µs (wrk's histogram; pipe_rtt: write request line → read response line)"
+    echo "- CPU µs/req: utime+stime delta from /proc/PID/stat (${hz} Hz ticks) over the run ÷ completed requests;"
+    echo "  \"child\" = all descendants of the gateway (the demo-server children); gateway and wrk CPU % are of one core"
+    echo "- pipe baseline: up to $PIPE_N (at most 5 s) sequential requests to one \`$SWITCHYARD_BIN demo-server\`; its load-generator column is pipe_rtt's own CPU"
+    echo
+    echo "| scenario | connections | req/s | p50 µs | p99 µs | gateway CPU µs/req | child CPU µs/req | gateway CPU % | load gen (wrk) CPU % | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    pipe_row "pipe baseline: direct stdio to \`demo-server\` (pipe_rtt)" "$pipe_line"
+    if [[ -n "$pipe_pinned_line" ]]; then
+        pipe_row "pipe baseline, pipe_rtt + child pinned to CPU 0" "$pipe_pinned_line"
+    fi
+    printf '%s\n' "${rows[@]}"
+} >"$report"
+
+echo
+cat "$report"
+mkdir -p "$root/results"
+cp "$report" "$root/results/bench-$stamp.md"
+echo
+log "written to results/bench-$stamp.md"
+
+if ((any_errors)) && [[ "${BENCH_ALLOW_ERRORS:-0}" != 1 ]]; then
+    die "some requests failed (see the errors column and the messages above)"
+fi
