@@ -122,6 +122,20 @@ extension Gateway {
             })
     }
 
+    /// Tells the child to stop working on every in-flight request (P-09), with the child-side ids.
+    func cancelPending(_ child: Child, reason: CloseReason) {
+        guard !child.pending.isEmpty, child.process.stdoutOpen else { return }
+        let out = OutBuffer()
+        for cid in child.pending.keys.sorted() {
+            out.append(#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"#)
+            out.append(decimal: cid)
+            out.append(#","reason":"session ended ("#)
+            out.append(reason.rawValue)
+            out.append(")\"}}\n")
+        }
+        child.process.write(out)
+    }
+
     /// Answers every in-flight request of `child` with a JSON-RPC error, at once.
     func failPending(_ child: Child, message: String) {
         let pending = child.pending
@@ -244,7 +258,7 @@ extension Gateway {
         out.append("\n\n")
         stream.exchange.write(out)
         stream.lastWriteMs = loop.nowMillis
-        if reply.delivered >= reply.expected { endStream(stream) }
+        if reply.endsStream && reply.delivered >= reply.expected { endStream(stream) }
     }
 
     func initializeAnswered(_ child: Child, _ bytes: UnsafeRawBufferPointer) {

@@ -11,7 +11,6 @@ extension Gateway {
         "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID"
 
     func handle(_ ex: HTTPExchange) {
-        let path = ex.path
         if ex.method == .other("CONNECT") {
             // CONNECT's target is an authority, not a path; libevent would also leave the reply unframed.
             respondError(
@@ -24,38 +23,42 @@ extension Gateway {
                 ex, 503, "Service Unavailable", JSONRPCErrorCode.serverError, "gateway is shutting down", extra: [("Retry-After", "1")])
             return
         }
-        switch path {
-        case "/mcp", "/mcp/": streamableHTTP(ex)
-        case "/healthz":
+        let path = ex.path
+        switch Route.parse(path) {
+        case .health:
             respondJSON(ex, 200, "OK", Array(#"{"status":"ok"}"#.utf8))
-        default:
+        case .notFound:
             var body: [UInt8] = Array(#"{"error":"not found","path":"#.utf8)
             JSONText.appendString(path, to: &body)
-            body.append(contentsOf: #","hint":"the MCP endpoint is /mcp"}"#.utf8)
+            body.append(contentsOf: #","hint":"MCP endpoints: /mcp, /sse, /messages, /servers/<name>/{mcp,sse,messages}"}"#.utf8)
             respondJSON(ex, 404, "Not Found", body)
+        case .endpoint(let server, let kind):
+            guard let pool = pools[server ?? config.defaultServer] else {
+                var body: [UInt8] = Array(#"{"error":"unknown server","server":"#.utf8)
+                JSONText.appendString(server ?? "", to: &body)
+                body.append(contentsOf: "}".utf8)
+                respondJSON(ex, 404, "Not Found", body)
+                return
+            }
+            // Origin before anything else (H-30, A-09).
+            if ex.headerCount("Origin") > 1 || !origins.permits(ex.header("Origin")) {
+                respondError(ex, 403, "Forbidden", JSONRPCErrorCode.serverError, "Forbidden: Origin not allowed")
+                return
+            }
+            switch kind {
+            case .streamable: streamableHTTP(ex, pool)
+            case .sseStream: legacyStream(ex, pool)
+            case .sseMessages: legacyPost(ex, pool)
+            }
         }
     }
 
-    func streamableHTTP(_ ex: HTTPExchange) {
-        // Origin before anything else (H-30, A-09).
-        if ex.headerCount("Origin") > 1 || !origins.permits(ex.header("Origin")) {
-            respondError(ex, 403, "Forbidden", JSONRPCErrorCode.serverError, "Forbidden: Origin not allowed")
-            return
-        }
+    func streamableHTTP(_ ex: HTTPExchange, _ pool: ServerPool) {
         switch ex.method {
-        case .post: post(ex)
-        case .get: get(ex)
-        case .delete: delete(ex)
-        case .options:
-            ex.respond(
-                status: 204, reason: "No Content",
-                headers: [
-                    ("Access-Control-Allow-Origin", ex.header("Origin") ?? "*"),
-                    ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"),
-                    ("Access-Control-Allow-Headers", Gateway.corsAllowHeaders),
-                    ("Access-Control-Expose-Headers", "Mcp-Session-Id, WWW-Authenticate"),
-                    ("Access-Control-Max-Age", "86400"),
-                ], body: nil)
+        case .post: post(ex, pool)
+        case .get: get(ex, pool)
+        case .delete: delete(ex, pool)
+        case .options: preflight(ex)
         default:
             respondError(
                 ex, 405, "Method Not Allowed", JSONRPCErrorCode.serverError, "Method Not Allowed",
@@ -63,9 +66,21 @@ extension Gateway {
         }
     }
 
+    func preflight(_ ex: HTTPExchange) {
+        ex.respond(
+            status: 204, reason: "No Content",
+            headers: [
+                ("Access-Control-Allow-Origin", ex.header("Origin") ?? "*"),
+                ("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"),
+                ("Access-Control-Allow-Headers", Gateway.corsAllowHeaders),
+                ("Access-Control-Expose-Headers", "Mcp-Session-Id, WWW-Authenticate"),
+                ("Access-Control-Max-Age", "86400"),
+            ], body: nil)
+    }
+
     // MARK: - POST
 
-    func post(_ ex: HTTPExchange) {
+    func post(_ ex: HTTPExchange, _ pool: ServerPool) {
         guard MediaType.isJSON(contentType: ex.header("Content-Type")) else {
             respondError(
                 ex, 415, "Unsupported Media Type", JSONRPCErrorCode.serverError,
@@ -83,15 +98,15 @@ extension Gateway {
             respondError(ex, 400, "Bad Request", JSONRPCErrorCode.serverError, "Bad Request: more than one Mcp-Session-Id header")
             return
         }
-        ex.withBody { body in postBody(ex, body, accept) }
+        ex.withBody { body in postBody(ex, pool, body, accept) }
     }
 
-    func postBody(_ ex: HTTPExchange, _ body: UnsafeRawBufferPointer, _ accept: AcceptSet) {
+    func postBody(_ ex: HTTPExchange, _ pool: ServerPool, _ body: UnsafeRawBufferPointer, _ accept: AcceptSet) {
         var first = 0
         while first < body.count, body[first] == 0x20 || body[first] == 0x0A || body[first] == 0x0D || body[first] == 0x09 { first += 1 }
         let sessionHeader = ex.header("Mcp-Session-Id")
         if first < body.count && body[first] == UInt8(ascii: "[") {
-            postBatch(ex, body, accept, sessionHeader)
+            postBatch(ex, pool, body, accept, sessionHeader)
             return
         }
         let env: Envelope
@@ -103,7 +118,7 @@ extension Gateway {
         }
         if env.kind == .request, let m = env.method, EnvelopeScanner.equals(body, m, "\"initialize\"") {
             if let sid = sessionHeader {
-                if sessions[sid] != nil {
+                if let live = sessions[sid], live.serverName == pool.spec.name, live.transport == .streamable {
                     respondError(
                         ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest, "Invalid Request: session already initialized",
                         session: sid)
@@ -112,10 +127,10 @@ extension Gateway {
                 }
                 return
             }
-            initialize(ex, body, env, accept)
+            initialize(ex, pool, body, env, accept)
             return
         }
-        guard let session = lookupSession(ex, sessionHeader) else { return }
+        guard let session = lookupSession(ex, sessionHeader, pool) else { return }
         let expected = env.kind == .request ? 1 : 0
         let mode = env.kind == .request ? replyMode(body, env, accept) : .json
         let reply = Reply(exchange: ex, mode: mode, isBatch: false, expected: expected, sessionID: session.id)
@@ -123,7 +138,7 @@ extension Gateway {
         finishPost(reply, session)
     }
 
-    func postBatch(_ ex: HTTPExchange, _ body: UnsafeRawBufferPointer, _ accept: AcceptSet, _ sessionHeader: String?) {
+    func postBatch(_ ex: HTTPExchange, _ pool: ServerPool, _ body: UnsafeRawBufferPointer, _ accept: AcceptSet, _ sessionHeader: String?) {
         let spans: [Span]
         do {
             spans = try JSONScanner.arrayElements(body)
@@ -148,7 +163,7 @@ extension Gateway {
                 return
             }
         }
-        guard let session = lookupSession(ex, sessionHeader) else { return }
+        guard let session = lookupSession(ex, sessionHeader, pool) else { return }
         guard session.lifecycle.allowsBatches else {
             respondError(
                 ex, 400, "Bad Request", JSONRPCErrorCode.invalidRequest,
@@ -206,7 +221,8 @@ extension Gateway {
     }
 
     /// Resolves the session of a non-initialize request, or answers 400/404 and returns nil.
-    func lookupSession(_ ex: HTTPExchange, _ header: String?) -> Session? {
+    func lookupSession(_ ex: HTTPExchange, _ header: String?, _ pool: ServerPool, _ transport: Session.Transport = .streamable) -> Session?
+    {
         if let v = ex.header("MCP-Protocol-Version"), !ProtocolVersion.isSupported(v) {
             respondError(
                 ex, 400, "Bad Request", JSONRPCErrorCode.serverError,
@@ -219,7 +235,8 @@ extension Gateway {
                 "Bad Request: Mcp-Session-Id header is required (send initialize first)")
             return nil
         }
-        guard let session = sessions[sid] else {
+        // A session belongs to the server and transport that created it.
+        guard let session = sessions[sid], session.serverName == pool.spec.name, session.transport == transport else {
             sessionNotFound(ex, sid)
             return nil
         }
@@ -241,34 +258,50 @@ extension Gateway {
 
     // MARK: - initialize
 
-    func initialize(_ ex: HTTPExchange, _ body: UnsafeRawBufferPointer, _ env: Envelope, _ accept: AcceptSet) {
-        let idBytes = Array(UnsafeRawBufferPointer(rebasing: body[env.id!.start..<env.id!.end]))
+    func initialize(_ ex: HTTPExchange, _ pool: ServerPool, _ body: UnsafeRawBufferPointer, _ env: Envelope, _ accept: AcceptSet) {
+        guard admitSession(ex) else { return }
+        let session = Session(id: SecureRandom.hex(bytes: 16), serverName: pool.spec.name, transport: .streamable, nowMs: loop.nowMillis)
+        if let failure = attachChild(session, pool) {
+            let idBytes = Array(UnsafeRawBufferPointer(rebasing: body[env.id!.start..<env.id!.end]))
+            respondJSON(ex, 200, "OK", JSONText.errorResponse(id: idBytes, code: JSONRPCErrorCode.serverError, message: failure.message))
+            return
+        }
+        sessions[session.id] = session
+        log.info(
+            "session_opened",
+            [
+                ("session", session.id), ("server", pool.spec.name), ("transport", "streamable"), ("pid", String(session.child!.pid)),
+                ("peer", ex.peer),
+            ])
+        let mode: ReplyMode = accept.json ? .json : .sse
+        let reply = Reply(exchange: ex, mode: mode, isBatch: false, expected: 1, sessionID: session.id)
+        forward(session, body, env, reply, isInitialize: true)
+        finishPost(reply, session)
+    }
+
+    /// False (and a 503 sent) when the session limit is reached.
+    func admitSession(_ ex: HTTPExchange) -> Bool {
         guard sessions.count < config.limits.maxSessions else {
             log.warn("session_limit", [("max_sessions", String(config.limits.maxSessions))])
             respondError(
                 ex, 503, "Service Unavailable", JSONRPCErrorCode.serverError,
                 "too many sessions (limit \(config.limits.maxSessions)); retry later", extra: [("Retry-After", "1")])
-            return
+            return false
         }
-        guard let pool = pools[config.defaultServer] else { preconditionFailure("default server missing from pools") }
-        let child: Child
+        return true
+    }
+
+    /// Gives the session its dedicated child: a warm spare, or a fresh spawn. Nil on success.
+    func attachChild(_ session: Session, _ pool: ServerPool) -> SpawnFailure? {
         switch acquireChild(pool) {
-        case .success(let c): child = c
+        case .success(let child):
+            child.state = .active
+            child.session = session
+            session.child = child
+            return nil
         case .failure(let f):
-            let bytes = JSONText.errorResponse(id: idBytes, code: JSONRPCErrorCode.serverError, message: f.message)
-            respondJSON(ex, 200, "OK", bytes)
-            return
+            return f
         }
-        let session = Session(id: SecureRandom.hex(bytes: 16), serverName: pool.spec.name, nowMs: loop.nowMillis)
-        sessions[session.id] = session
-        child.state = .active
-        child.session = session
-        session.child = child
-        log.info("session_opened", [("session", session.id), ("server", pool.spec.name), ("pid", String(child.pid)), ("peer", ex.peer)])
-        let mode: ReplyMode = accept.json ? .json : .sse
-        let reply = Reply(exchange: ex, mode: mode, isBatch: false, expected: 1, sessionID: session.id)
-        forward(session, body, env, reply, isInitialize: true)
-        finishPost(reply, session)
     }
 
     // MARK: - Forwarding to the child
@@ -333,7 +366,7 @@ extension Gateway {
         case .sse:
             if let stream = reply.stream {
                 writeEvent(stream, bytes)
-                if reply.delivered >= reply.expected { endStream(stream) }
+                if reply.endsStream && reply.delivered >= reply.expected { endStream(stream) }
             } else {
                 reply.collected.append(Array(bytes))  // answered before the stream opened
             }
@@ -363,13 +396,13 @@ extension Gateway {
 
     // MARK: - GET and DELETE
 
-    func get(_ ex: HTTPExchange) {
+    func get(_ ex: HTTPExchange, _ pool: ServerPool) {
         let accept = AcceptSet(header: ex.header("Accept"))
         guard accept.sse else {
             respondError(ex, 406, "Not Acceptable", JSONRPCErrorCode.serverError, "Not Acceptable: GET needs Accept: text/event-stream")
             return
         }
-        guard let session = lookupSession(ex, ex.header("Mcp-Session-Id")) else { return }
+        guard let session = lookupSession(ex, ex.header("Mcp-Session-Id"), pool) else { return }
         // A new GET replaces the old stream instead of 409 (H-12, P9).
         if let old = session.getStream {
             log.debug("get_stream_replaced", [("session", session.id)])
@@ -382,8 +415,8 @@ extension Gateway {
         for m in queued { m.withUnsafeBytes { writeEvent(stream, $0) } }
     }
 
-    func delete(_ ex: HTTPExchange) {
-        guard let session = lookupSession(ex, ex.header("Mcp-Session-Id")) else { return }
+    func delete(_ ex: HTTPExchange, _ pool: ServerPool) {
+        guard let session = lookupSession(ex, ex.header("Mcp-Session-Id"), pool) else { return }
         endSession(session, .clientDeleted)
         ex.respond(status: 200, reason: "OK", headers: [], body: nil)
     }

@@ -101,7 +101,10 @@ package final class Gateway {
 
     func streamGone(_ stream: SSEStream) {
         streams[ObjectIdentifier(stream)] = nil
-        if let s = stream.session, s.getStream === stream { s.getStream = nil }
+        guard let s = stream.session, s.getStream === stream else { return }
+        s.getStream = nil
+        // A legacy session lives exactly as long as its stream.
+        if s.transport == .legacy { endSession(s, .clientGone) }
     }
 
     func endStream(_ stream: SSEStream) {
@@ -152,6 +155,7 @@ package final class Gateway {
         session.queued.removeAll()
         if let child = session.child {
             session.child = nil
+            cancelPending(child, reason: reason)
             let message: String
             switch reason {
             case .childExited, .childLineTooLong:

@@ -29,6 +29,8 @@ final class Reply {
     var delivered = 0
     var collected: [[UInt8]] = []
     var stream: SSEStream?
+    /// False for legacy sessions: their one stream outlives every request.
+    var endsStream = true
     let sessionID: String
 
     init(exchange: HTTPExchange, mode: ReplyMode, isBatch: Bool, expected: Int, sessionID: String) {
@@ -53,17 +55,26 @@ struct Pending {
 
 /// A client session (Streamable HTTP). Dedicated mode: it owns exactly one child for its life.
 final class Session {
+    enum Transport: Equatable {
+        /// Streamable HTTP: answers on each POST; unrelated messages on the GET stream.
+        case streamable
+        /// Legacy HTTP+SSE: one stream (`getStream`) carries everything; it ending ends the session.
+        case legacy
+    }
+
     let id: String
     let serverName: String
+    let transport: Transport
     var lifecycle: SessionLifecycle
     var child: Child?
     var getStream: SSEStream?
     /// Server messages waiting for a GET stream (bounded, H-32).
     var queued: [[UInt8]] = []
 
-    init(id: String, serverName: String, nowMs: Int) {
+    init(id: String, serverName: String, transport: Transport, nowMs: Int) {
         self.id = id
         self.serverName = serverName
+        self.transport = transport
         self.lifecycle = SessionLifecycle(nowMs: nowMs)
     }
 }
