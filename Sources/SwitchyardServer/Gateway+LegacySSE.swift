@@ -61,29 +61,24 @@ extension Gateway {
         reply.stream = stream
         reply.endsStream = false
         let isInitialize = env.kind == .request && env.method.map { EnvelopeScanner.equals(body, $0, "\"initialize\"") } == true
-        if session.child == nil {
-            guard env.kind == .request else { return }  // notifications before initialize: nothing to tell
-            let idBytes = Array(UnsafeRawBufferPointer(rebasing: body[env.id!.start..<env.id!.end]))
-            guard isInitialize else {
-                let e = JSONText.errorResponse(
-                    id: idBytes, code: JSONRPCErrorCode.serverError, message: "session not initialized: send initialize first")
-                e.withUnsafeBytes { deliver(reply, $0) }
-                return
+        if isInitialize {
+            guard !session.initializeStarted else {
+                return replyError(reply, body, env, JSONRPCErrorCode.invalidRequest, "Invalid Request: session already initialized")
             }
-            if let failure = attachChild(session, pool) {
-                let e = JSONText.errorResponse(id: idBytes, code: JSONRPCErrorCode.serverError, message: failure.message)
-                e.withUnsafeBytes { deliver(reply, $0) }
-                return
+            session.initializeStarted = true
+            session.requestedVersion = requestedVersion(body, env)
+            let message = Array(body)
+            attach(session, pool) { [weak self] result in
+                guard let self else { return }
+                message.withUnsafeBytes { b in self.initializeOnChild(session, result, b, reply) }
             }
-            log.info("session_child", [("session", session.id), ("pid", String(session.child!.pid))])
-            forward(session, body, env, reply, isInitialize: true)
             return
         }
-        if isInitialize {
-            let idBytes = Array(UnsafeRawBufferPointer(rebasing: body[env.id!.start..<env.id!.end]))
-            let e = JSONText.errorResponse(
-                id: idBytes, code: JSONRPCErrorCode.invalidRequest, message: "Invalid Request: session already initialized")
-            e.withUnsafeBytes { deliver(reply, $0) }
+        guard session.initializeStarted else {
+            // A reconnected client that skips initialize learns why instead of hearing nothing (L-C2).
+            if env.kind == .request {
+                replyError(reply, body, env, JSONRPCErrorCode.serverError, "session not initialized: send initialize first")
+            }
             return
         }
         forward(session, body, env, reply)

@@ -261,22 +261,49 @@ extension Gateway {
     func initialize(_ ex: HTTPExchange, _ pool: ServerPool, _ body: UnsafeRawBufferPointer, _ env: Envelope, _ accept: AcceptSet) {
         guard admitSession(ex) else { return }
         let session = Session(id: SecureRandom.hex(bytes: 16), serverName: pool.spec.name, transport: .streamable, nowMs: loop.nowMillis)
-        if let failure = attachChild(session, pool) {
-            let idBytes = Array(UnsafeRawBufferPointer(rebasing: body[env.id!.start..<env.id!.end]))
-            respondJSON(ex, 200, "OK", JSONText.errorResponse(id: idBytes, code: JSONRPCErrorCode.serverError, message: failure.message))
-            return
-        }
         sessions[session.id] = session
-        log.info(
-            "session_opened",
-            [
-                ("session", session.id), ("server", pool.spec.name), ("transport", "streamable"), ("pid", String(session.child!.pid)),
-                ("peer", ex.peer),
-            ])
+        session.initializeStarted = true
         let mode: ReplyMode = accept.json ? .json : .sse
         let reply = Reply(exchange: ex, mode: mode, isBatch: false, expected: 1, sessionID: session.id)
-        forward(session, body, env, reply, isInitialize: true)
+        let message = Array(body)
+        session.requestedVersion = requestedVersion(body, env)
+        log.info("session_opened", [("session", session.id), ("server", pool.spec.name), ("transport", "streamable"), ("peer", ex.peer)])
+        attach(session, pool) { [weak self] result in
+            guard let self else { return }
+            message.withUnsafeBytes { b in self.initializeOnChild(session, result, b, reply) }
+        }
         finishPost(reply, session)
+    }
+
+    /// Completes a client's `initialize` once the session has a child (or failed to get one). Shared
+    /// children answer from their cached InitializeResult; dedicated ones get the client's own request.
+    func initializeOnChild(_ session: Session, _ result: Result<Child, SpawnFailure>, _ body: UnsafeRawBufferPointer, _ reply: Reply) {
+        guard let env = try? EnvelopeScanner.scan(body), let id = env.id else { return }
+        let idBytes = Array(UnsafeRawBufferPointer(rebasing: body[id.start..<id.end]))
+        switch result {
+        case .failure(let f):
+            let e = JSONText.errorResponse(id: idBytes, code: JSONRPCErrorCode.serverError, message: f.message)
+            e.withUnsafeBytes { deliver(reply, $0) }
+            endSession(session, .spawnFailed)
+        case .success(let child):
+            if let shared = child.shared {
+                let version = shared.negotiate(client: session.requestedVersion)
+                _ = session.lifecycle.initializeSucceeded(version: version)
+                log.info(
+                    "session_ready",
+                    [("session", session.id), ("server", session.serverName), ("protocol", version), ("pid", String(child.pid))])
+                shared.response(id: idBytes, version: version).withUnsafeBytes { deliver(reply, $0) }
+            } else {
+                forward(session, body, env, reply, isInitialize: true)
+            }
+        }
+    }
+
+    func requestedVersion(_ body: UnsafeRawBufferPointer, _ env: Envelope) -> String? {
+        guard let p = env.params, let (v, k) = EnvelopeScanner.member(body, of: p, key: "\"protocolVersion\""), k == .string else {
+            return nil
+        }
+        return JSONText.decodeString(body, v)
     }
 
     /// False (and a 503 sent) when the session limit is reached.
@@ -289,72 +316,6 @@ extension Gateway {
             return false
         }
         return true
-    }
-
-    /// Gives the session its dedicated child: a warm spare, or a fresh spawn. Nil on success.
-    func attachChild(_ session: Session, _ pool: ServerPool) -> SpawnFailure? {
-        switch acquireChild(pool) {
-        case .success(let child):
-            child.state = .active
-            child.session = session
-            session.child = child
-            return nil
-        case .failure(let f):
-            return f
-        }
-    }
-
-    // MARK: - Forwarding to the child
-
-    /// Sends one client message to the session's child, rewriting a request's id to a child-unique one.
-    func forward(_ session: Session, _ body: UnsafeRawBufferPointer, _ env: Envelope, _ reply: Reply, isInitialize: Bool = false) {
-        guard let child = session.child, child.state == .active else {
-            if env.kind == .request, let id = env.id {
-                let bytes = JSONText.errorResponse(
-                    id: Array(UnsafeRawBufferPointer(rebasing: body[id.start..<id.end])), code: JSONRPCErrorCode.serverError,
-                    message: "MCP server process for this session is gone")
-                bytes.withUnsafeBytes { deliver(reply, $0) }
-            }
-            return
-        }
-        if child.process.stdinBacklog > config.limits.childStdinMaxBytes, env.kind == .request, let id = env.id {
-            let bytes = JSONText.errorResponse(
-                id: Array(UnsafeRawBufferPointer(rebasing: body[id.start..<id.end])), code: JSONRPCErrorCode.serverError,
-                message: "server busy: the MCP server is not reading its input; retry later")
-            bytes.withUnsafeBytes { deliver(reply, $0) }
-            return
-        }
-        let out = OutBuffer()
-        switch env.kind {
-        case .request:
-            let idSpan = env.id!
-            let cid = child.issueID()
-            let token = EnvelopeScanner.progressToken(body, params: env.params).map {
-                Array(UnsafeRawBufferPointer(rebasing: body[$0.start..<$0.end]))
-            }
-            child.pending[cid] = Pending(
-                originalID: Array(UnsafeRawBufferPointer(rebasing: body[idSpan.start..<idSpan.end])), reply: reply,
-                progressToken: token, isInitialize: isInitialize)
-            Splice.decimal(cid).withUnsafeBytes { r in Splice.write(body, replacing: idSpan, with: r) { out.append($0) } }
-        case .notification:
-            if let m = env.method, EnvelopeScanner.equals(body, m, "\"notifications/cancelled\""), let params = env.params,
-                let (rid, _) = EnvelopeScanner.member(body, of: params, key: "\"requestId\"")
-            {
-                let target = UnsafeRawBufferPointer(rebasing: body[rid.start..<rid.end])
-                // The newest in-flight request with that client id (ids may be reused, P-09).
-                guard let cid = child.pending.filter({ $0.value.originalID.elementsEqual(target) }).keys.max() else {
-                    log.debug("cancel_unknown_request", [("session", session.id)])
-                    return
-                }
-                Splice.decimal(cid).withUnsafeBytes { r in Splice.write(body, replacing: rid, with: r) { out.append($0) } }
-            } else {
-                out.append(body)
-            }
-        case .response:
-            out.append(body)
-        }
-        out.append("\n")
-        child.process.write(out)
     }
 
     // MARK: - Delivering answers
@@ -456,7 +417,9 @@ extension Gateway {
         for stream in Array(streams.values) { endStream(stream) }
         for pool in pools.values {
             pool.refillTimer?.cancel()
-            for c in pool.spares { terminate(c, reason: .shutdown) }
+            let waiters = pool.waiters
+            pool.waiters.removeAll()
+            for w in waiters { w.completion(.failure(SpawnFailure(message: "gateway is shutting down"))) }
         }
         for c in Array(children.values) { terminate(c, reason: .shutdown) }
         if children.isEmpty { loop.stop() }

@@ -81,6 +81,7 @@ package final class Gateway {
         for stream in Array(streams.values) where now - stream.lastWriteMs >= keepAlive {
             writeRaw(stream, SSEEncoder.keepAlive)
         }
+        for pool in pools.values { poolTick(pool, now: now) }
         let idle = config.limits.sessionIdleTimeoutMs
         for session in Array(sessions.values) {
             let busy = session.getStream?.isOpen == true || session.child?.pending.isEmpty == false
@@ -153,18 +154,17 @@ package final class Gateway {
         if let g = session.getStream { endStream(g) }
         session.getStream = nil
         session.queued.removeAll()
-        if let child = session.child {
-            session.child = nil
-            cancelPending(child, reason: reason)
-            let message: String
-            switch reason {
-            case .childExited, .childLineTooLong:
-                message = "MCP server process exited (\(child.exitDescription ?? reason.rawValue))"
-            case .shutdown: message = "gateway is shutting down"
-            default: message = "session ended (\(reason.rawValue))"
-            }
-            failPending(child, message: message)
-            terminate(child, reason: reason)
+        guard let child = session.child else { return }
+        let message: String
+        switch reason {
+        case .childExited, .childLineTooLong: message = "MCP server process exited (\(child.exitDescription ?? reason.rawValue))"
+        case .shutdown: message = "gateway is shutting down"
+        default: message = "session ended (\(reason.rawValue))"
         }
+        // Its in-flight requests: cancelled at the child (P-09), answered with an error here.
+        cancelPending(child, session: session, reason: "session ended (\(reason.rawValue))", message: message)
+        unbind(session)
+        // A dedicated child is never handed to a second session: it is recycled.
+        if !child.isShared { terminate(child, reason: reason) }
     }
 }

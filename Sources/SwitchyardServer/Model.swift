@@ -46,14 +46,45 @@ final class Reply {
 
 /// A request forwarded to a child and not answered yet, keyed by the child-side id.
 struct Pending {
-    /// The client's id, byte-exact.
+    /// The client's id, byte-exact (empty for the gateway's own requests).
     var originalID: [UInt8]
-    var reply: Reply
+    /// Where the answer goes; nil for the gateway's own requests (child initialize, replayed subscribe).
+    var reply: Reply?
+    /// The session that asked (shared children serve many).
+    weak var session: Session?
+    /// The client's progress token, byte-exact; the child sees the child-side id instead.
     var progressToken: [UInt8]?
-    var isInitialize: Bool
+    var kind: Kind
+    /// When the request times out (0 = never).
+    var deadlineMs: Int
+
+    enum Kind {
+        case client
+        /// A dedicated child's answer to the client's own `initialize`.
+        case clientInitialize
+        /// The gateway's `initialize` of a shared child.
+        case gatewayInitialize
+        /// A request the gateway sent for itself (replayed `resources/subscribe`); the answer is dropped.
+        case gatewayInternal
+    }
 }
 
-/// A client session (Streamable HTTP). Dedicated mode: it owns exactly one child for its life.
+/// A request that waits for room on its child (`max_inflight_per_child`).
+struct QueuedRequest {
+    var bytes: [UInt8]
+    var reply: Reply
+    weak var session: Session?
+    var deadlineMs: Int
+}
+
+/// A session waiting for a child (pool at `max_children`, or shared children still starting).
+struct Waiter {
+    let session: Session
+    let deadlineMs: Int
+    let completion: (Result<Child, SpawnFailure>) -> Void
+}
+
+/// A client session of either transport. Its child is dedicated to it, or shared with others.
 final class Session {
     enum Transport: Equatable {
         /// Streamable HTTP: answers on each POST; unrelated messages on the GET stream.
@@ -66,10 +97,19 @@ final class Session {
     let serverName: String
     let transport: Transport
     var lifecycle: SessionLifecycle
+    /// The child serving this session; nil before `initialize` (legacy) or while re-placed after a crash.
     var child: Child?
     var getStream: SSEStream?
     /// Server messages waiting for a GET stream (bounded, H-32).
     var queued: [[UInt8]] = []
+    /// Shared mode: resource URIs this session subscribed to (reference-counted on the child).
+    var subscriptions: Set<String> = []
+    /// Shared mode: `logging/setLevel` of this session (index into `LogLevels.names`); nil = everything.
+    var logLevel: Int?
+    /// The protocol version the client asked for in `initialize` (shared mode answers it locally).
+    var requestedVersion: String?
+    /// `initialize` was received (legacy sessions exist before it).
+    var initializeStarted = false
 
     init(id: String, serverName: String, transport: Transport, nowMs: Int) {
         self.id = id
@@ -82,10 +122,16 @@ final class Session {
 /// One stdio child process and its routing table.
 final class Child {
     enum State: Equatable {
-        /// Spawned, waiting in the pool for a session.
+        /// Dedicated: spawned, waiting in the pool for a session (not initialized).
         case spare
-        /// Bound to a session.
+        /// Shared: spawned, the gateway's `initialize` is in flight.
+        case starting
+        /// Shared: initialized; takes sessions.
+        case ready
+        /// Dedicated: bound to its session.
         case active
+        /// Takes no new sessions; recycled once its in-flight requests settle.
+        case draining
         /// Being terminated or already exited.
         case exiting
     }
@@ -93,25 +139,40 @@ final class Child {
     let process: ChildProcess
     unowned let pool: ServerPool
     let spawnedAtMs: Int
-    var state: State = .spare
-    weak var session: Session?
+    var state: State
+    /// Sessions served by this child (one in dedicated mode).
+    var sessions: [ObjectIdentifier: Session] = [:]
     var pending: [Int: Pending] = [:]
+    var waiting: [QueuedRequest] = []
     var nextID = 1
     var initialized = false
+    var shared: SharedInitialize?
+    /// Shared mode: resource URI → number of sessions subscribed.
+    var subscriptions: [String: Int] = [:]
+    var requestsServed = 0
+    var lastOutputMs: Int
+    /// After a request timeout: the child must say something before this, or it is recycled.
+    var settleDeadlineMs = 0
     var exitDescription: String?
     var killTimers: [Timer] = []
+    var startTimer: Timer?
+    var idleSinceMs: Int
     /// stderr lines logged in the current one-second window, and lines suppressed beyond the budget.
     var stderrWindowStartMs = 0
     var stderrLinesInWindow = 0
     var stderrSuppressed = 0
 
-    init(process: ChildProcess, pool: ServerPool, nowMs: Int) {
+    init(process: ChildProcess, pool: ServerPool, nowMs: Int, state: State) {
         self.process = process
         self.pool = pool
         self.spawnedAtMs = nowMs
+        self.lastOutputMs = nowMs
+        self.idleSinceMs = nowMs
+        self.state = state
     }
 
     var pid: Int32 { process.pid }
+    var isShared: Bool { pool.spec.pool.mode == .shared }
 
     func issueID() -> Int {
         defer { nextID += 1 }
@@ -119,24 +180,33 @@ final class Child {
     }
 }
 
-/// The children of one configured server: warm spares and spawn back-off after failures.
+/// The children of one configured server: warm spares, placement, waiters, back-off and counters.
 final class ServerPool {
     let spec: ServerSpec
+    /// Every live child (not yet exiting).
+    var children: [Child] = []
+    /// Dedicated mode: spawned, unbound children.
     var spares: [Child] = []
-    var consecutiveFailures = 0
-    var nextAttemptMs = 0
-    var lastError = ""
+    var waiters: [Waiter] = []
+    var backoff = Backoff()
     var refillTimer: Timer?
+    var stats = PoolStats()
 
     init(spec: ServerSpec) { self.spec = spec }
 
-    /// 1 s doubling to 30 s after consecutive spawn or initialize failures.
-    func recordFailure(_ error: String, nowMs: Int) {
-        consecutiveFailures += 1
-        lastError = error
-        let delay = min(30_000, 1000 << min(consecutiveFailures - 1, 5))
-        nextAttemptMs = nowMs + delay
-    }
+    var config: PoolConfig { spec.pool }
+}
 
-    func inBackoff(nowMs: Int) -> Bool { consecutiveFailures > 0 && nowMs < nextAttemptMs }
+/// Countable pool state for the admin endpoint (and metrics later).
+struct PoolStats {
+    var spawns = 0
+    var spawnFailures = 0
+    var crashes = 0
+    var recycles = 0
+    var requests = 0
+    var timeouts = 0
+    var busyRejections = 0
+    var spawnLatencyTotalMs = 0
+    var spawnLatencyCount = 0
+    var lastSpawnLatencyMs = 0
 }

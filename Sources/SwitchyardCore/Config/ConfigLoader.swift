@@ -2,7 +2,7 @@
 
 public enum ConfigLoader {
     static let topKeys: Set<String> = ["listen", "servers", "default_server", "limits", "allowed_origins", "log_level", "mcpServers"]
-    static let serverKeys: Set<String> = ["command", "args", "env", "cwd", "spares", "disabled", "type", "description"]
+    static let serverKeys: Set<String> = ["command", "args", "env", "cwd", "spares", "pool", "disabled", "type", "description"]
 
     /// Builds the config. `baseDir` is the config file's folder: relative `cwd` paths resolve against it.
     public static func load(_ root: ConfigNode, baseDir: String) throws(ConfigError) -> GatewayConfig {
@@ -78,7 +78,41 @@ public enum ConfigLoader {
             spec.cwd = dir.hasPrefix("/") ? dir : (baseDir.hasSuffix("/") ? baseDir : baseDir + "/") + dir
         }
         if let s = node["spares"] { spec.spares = try int(s, "\(path).spares", range: 0...64) }
+        if let p = node["pool"] { spec.pool = try pool(p, path: "\(path).pool", base: spec.pool) }
         return spec
+    }
+
+    static func pool(_ node: ConfigNode, path: String, base: PoolConfig) throws(ConfigError) -> PoolConfig {
+        guard case .mapping(let m) = node else { throw ConfigError(path, "expected a mapping") }
+        var p = base
+        for (key, v) in m {
+            let kp = "\(path).\(key)"
+            switch key {
+            case "mode":
+                let s = try string(v, kp)
+                guard let mode = PoolConfig.Mode(rawValue: s) else { throw ConfigError(kp, "expected dedicated or shared, got \"\(s)\"") }
+                p.mode = mode
+            case "min_idle": p.minIdle = try int(v, kp, range: 0...256)
+            case "max_children": p.maxChildren = try int(v, kp, range: 1...10_000)
+            case "max_sessions_per_child": p.maxSessionsPerChild = try int(v, kp, range: 1...100_000)
+            case "max_inflight_per_child": p.maxInflightPerChild = try int(v, kp, range: 1...100_000)
+            case "queue_timeout": p.queueTimeoutMs = try duration(v, kp, min: 0)
+            case "request_timeout": p.requestTimeoutMs = try duration(v, kp, min: 0)
+            case "spawn_timeout": p.spawnTimeoutMs = try duration(v, kp, min: 100)
+            case "idle_timeout": p.idleTimeoutMs = try duration(v, kp, min: 100)
+            case "max_lifetime": p.maxLifetimeMs = try duration(v, kp, min: 0)
+            case "max_requests": p.maxRequests = try int(v, kp, range: 0...Int.max)
+            case "restart_backoff": p.restartBackoffMs = try duration(v, kp, min: 10)
+            case "restart_backoff_max": p.restartBackoffMaxMs = try duration(v, kp, min: 10)
+            case "cancel_grace": p.cancelGraceMs = try duration(v, kp, min: 0)
+            default: throw ConfigError(kp, "unknown pool setting")
+            }
+        }
+        if p.minIdle > p.maxChildren { throw ConfigError("\(path).min_idle", "must not exceed max_children (\(p.maxChildren))") }
+        if p.restartBackoffMaxMs < p.restartBackoffMs {
+            throw ConfigError("\(path).restart_backoff_max", "must be at least restart_backoff")
+        }
+        return p
     }
 
     static func listen(_ node: ConfigNode) throws(ConfigError) -> [ListenSpec] {

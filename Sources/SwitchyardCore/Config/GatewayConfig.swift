@@ -8,20 +8,29 @@ public struct ServerSpec: Equatable, Sendable {
     public var env: [(String, String)]
     /// Absolute or relative to the config file's folder (resolved by the loader).
     public var cwd: String?
-    /// Warm spares: spawned, not yet initialized.
-    public var spares: Int
+    /// How children are pooled (`pool:`).
+    public var pool: PoolConfig
 
-    public init(name: String, command: String, args: [String] = [], env: [(String, String)] = [], cwd: String? = nil, spares: Int = 1) {
+    public init(
+        name: String, command: String, args: [String] = [], env: [(String, String)] = [], cwd: String? = nil,
+        pool: PoolConfig = PoolConfig()
+    ) {
         self.name = name
         self.command = command
         self.args = args
         self.env = env
         self.cwd = cwd
-        self.spares = spares
+        self.pool = pool
+    }
+
+    /// Warm spares (dedicated) or ready children (shared): `pool.min_idle`, also spelled `spares`.
+    public var spares: Int {
+        get { pool.minIdle }
+        set { pool.minIdle = newValue }
     }
 
     public static func == (a: ServerSpec, b: ServerSpec) -> Bool {
-        a.name == b.name && a.command == b.command && a.args == b.args && a.cwd == b.cwd && a.spares == b.spares
+        a.name == b.name && a.command == b.command && a.args == b.args && a.cwd == b.cwd && a.pool == b.pool
             && a.env.count == b.env.count && zip(a.env, b.env).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
     }
 }
