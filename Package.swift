@@ -39,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "SwitchyardServer", "SwitchyardCore",
+                "SwitchyardServer", "SwitchyardCore", "SwitchyardIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/prctl.h>
 
 #include <event2/event.h>
 #include <event2/buffer.h>
@@ -58,6 +59,8 @@ static inline int sy_wtermsig(int s) { return WTERMSIG(s); }
 // environ is not exported to Swift (B7).
 extern char **environ;
 static inline char *const *sy_environ(void) { return environ; }
+// prctl is variadic (not callable from Swift): the one call we need, with a fixed signature.
+static inline int sy_set_parent_death_signal(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
 // errno as a plain read (Glibc's errno is a macro over a TLS accessor).
 static inline int sy_errno(void) { return errno; }
 #endif

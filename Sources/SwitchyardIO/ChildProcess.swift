@@ -33,9 +33,17 @@ package final class ChildProcess {
     package var onStdoutClosed: (_ lineTooLong: Bool) -> Void = { _ in }
     package private(set) var stdoutOpen = true
 
-    /// Spawns `command` (searched in PATH) with `args`, exactly `env`, and `cwd`.
-    package init(loop: EventLoop, command: String, args: [String], env: [String], cwd: String?, maxLine: Int) throws(SpawnError) {
+    /// Spawns `command` (searched in PATH) with `args`, exactly `env`, and `cwd`. With a `launcher` (this
+    /// binary), the child first arms a parent-death signal, so it dies with the gateway even on SIGKILL.
+    package init(
+        loop: EventLoop, command: String, args: [String], env: [String], cwd: String?, maxLine: Int, launcher: String? = nil
+    ) throws(SpawnError) {
         self.maxLine = maxLine
+        // Resolve the program here so "not found" / "permission denied" stay precise with a launcher.
+        let path = env.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/bin:/usr/bin:/bin"
+        let program = try ChildProcess.resolve(command, path: path, cwd: cwd)
+        let argvStrings = launcher.map { [$0, ChildLauncher.verb, String(getpid()), program, command] + args } ?? ([command] + args)
+        let file = launcher ?? program
         var inPipe: [Int32] = [-1, -1]
         var outPipe: [Int32] = [-1, -1]
         var errPipe: [Int32] = [-1, -1]
@@ -67,7 +75,7 @@ package final class ChildProcess {
         posix_spawnattr_setpgroup(&attr, 0)
         posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
 
-        let argv: [UnsafeMutablePointer<CChar>?] = ([command] + args).map { strdup($0) } + [nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = argvStrings.map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup($0) } + [nil]
         defer {
             for p in argv { free(p) }
@@ -75,7 +83,7 @@ package final class ChildProcess {
         }
         var childPid: pid_t = 0
         // glibc's posix_spawnp reports exec failures (ENOENT, EACCES) as its return value.
-        let rc = posix_spawnp(&childPid, command, &fa, &attr, argv, envp)
+        let rc = posix_spawn(&childPid, file, &fa, &attr, argv, envp)
         close(inPipe[0])
         close(outPipe[1])
         close(errPipe[1])
@@ -107,6 +115,26 @@ package final class ChildProcess {
         bufferevent_enable(stdoutEv, Int16(EV_READ))
         bufferevent_enable(stderrEv, Int16(EV_READ))
         bufferevent_enable(stdinEv, Int16(EV_WRITE))
+    }
+
+    /// Finds `command` like execvp would: as given when it has a slash, else in `path`.
+    static func resolve(_ command: String, path: String, cwd: String?) throws(SpawnError) -> String {
+        if command.contains("/") {
+            let full = command.hasPrefix("/") || cwd == nil ? command : cwd! + "/" + command
+            guard access(full, X_OK) == 0 else { throw SpawnError(command: command, errno: sy_errno()) }
+            return full
+        }
+        var denied = false
+        for dir in path.split(separator: ":") {
+            let candidate = (dir.isEmpty ? "." : String(dir)) + "/" + command
+            if access(candidate, X_OK) == 0 {
+                var st = stat()
+                if stat(candidate, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG { return candidate }
+            } else if sy_errno() == EACCES {
+                denied = true
+            }
+        }
+        throw SpawnError(command: command, errno: denied ? EACCES : ENOENT)
     }
 
     /// Bytes queued for the child's stdin and not yet written.
@@ -250,6 +278,32 @@ package final class ChildProcess {
             bufferevent_free(e)
             stderrEv = nil
         }
+    }
+}
+
+/// The first step inside a child spawned through the launcher: arm the parent-death signal, then exec.
+package enum ChildLauncher {
+    package static let verb = "__exec-child"
+
+    /// This executable, for use as the launcher.
+    package static func selfPath() -> String? {
+        var buf = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buf, buf.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// argv: [self, verb, parentPid, program, argv0, args...]. Never returns.
+    package static func exec(_ argv: [String]) -> Never {
+        guard argv.count >= 5, let parent = Int32(argv[2]) else { _exit(64) }
+        _ = sy_set_parent_death_signal(SIGKILL)
+        // The gateway may have died between spawn and prctl: then we are already orphaned.
+        if getppid() != parent { _exit(1) }
+        let args: [UnsafeMutablePointer<CChar>?] = argv[4...].map { strdup($0) } + [nil]
+        execv(argv[3], args)
+        let message = "switchyard: cannot execute \(argv[3]): \(String(cString: strerror(sy_errno())))\n"
+        _ = message.withCString { write(2, $0, strlen($0)) }
+        _exit(127)
     }
 }
 

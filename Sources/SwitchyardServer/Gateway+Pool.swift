@@ -29,7 +29,7 @@ extension Gateway {
         do {
             process = try ChildProcess(
                 loop: loop, command: spec.command, args: spec.args, env: ChildEnvironment.build(extra: spec.env), cwd: spec.cwd,
-                maxLine: config.limits.maxLineBytes)
+                maxLine: config.limits.maxLineBytes, launcher: launcher)
         } catch {
             let message = "cannot start MCP server \"\(spec.name)\": \(error.description)"
             pool.backoff.recordFailure(message, nowMs: now, initialMs: pool.config.restartBackoffMs, maxMs: pool.config.restartBackoffMaxMs)

@@ -282,9 +282,9 @@ extension Gateway {
         let idBytes = Array(UnsafeRawBufferPointer(rebasing: body[id.start..<id.end]))
         switch result {
         case .failure(let f):
+            endSession(session, .spawnFailed)  // first, so the error carries no session id
             let e = JSONText.errorResponse(id: idBytes, code: JSONRPCErrorCode.serverError, message: f.message)
             e.withUnsafeBytes { deliver(reply, $0) }
-            endSession(session, .spawnFailed)
         case .success(let child):
             if let shared = child.shared {
                 let version = shared.negotiate(client: session.requestedVersion)
@@ -351,8 +351,9 @@ extension Gateway {
             out.append(m)
         }
         reply.collected.removeAll()
-        reply.exchange.respond(
-            status: 200, reason: "OK", headers: [("Content-Type", "application/json"), ("Mcp-Session-Id", reply.sessionID)], body: out)
+        var headers = [("Content-Type", "application/json")]
+        if sessions[reply.sessionID] != nil { headers.append(("Mcp-Session-Id", reply.sessionID)) }
+        reply.exchange.respond(status: 200, reason: "OK", headers: headers, body: out)
     }
 
     // MARK: - GET and DELETE
@@ -412,6 +413,7 @@ extension Gateway {
         shuttingDown = true
         log.info("shutting_down", [("signal", String(signal)), ("sessions", String(sessions.count)), ("children", String(children.count))])
         http.stopAccepting()
+        admin?.stopAccepting()
         janitor?.cancel()
         for session in Array(sessions.values) { endSession(session, .shutdown) }
         for stream in Array(streams.values) { endStream(stream) }

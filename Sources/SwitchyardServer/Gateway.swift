@@ -11,6 +11,7 @@ package final class Gateway {
     let loop = EventLoop()
     let log: Logger
     let http: HTTPServer
+    var admin: HTTPServer?
     let origins: OriginPolicy
     var pools: [String: ServerPool] = [:]
     var sessions: [String: Session] = [:]
@@ -22,6 +23,8 @@ package final class Gateway {
     var janitor: Timer?
     var shuttingDown = false
     var shutdownTimer: Timer?
+    /// This binary: children are spawned through it to arm a parent-death signal (no orphans).
+    let launcher = ChildLauncher.selfPath()
 
     package init(config: GatewayConfig) {
         self.config = config
@@ -49,6 +52,19 @@ package final class Gateway {
                 return 71  // EX_OSERR
             }
         }
+        if let a = config.admin {
+            let server = HTTPServer(
+                loop: loop, limits: HTTPServerLimits(maxBodyBytes: 4096, maxHeaderBytes: 16 << 10, timeoutMillis: 10_000))
+            server.handler = { [unowned self] ex in self.handleAdmin(ex) }
+            do {
+                let addr = try server.bind(host: a.host, port: a.port)
+                log.info("admin_listening", [("address", addr), ("endpoint", "http://\(addr)/pools")])
+            } catch {
+                log.error("bind_failed", [("error", error.description)])
+                return 71
+            }
+            admin = server
+        }
         log.info(
             "started",
             [
@@ -67,6 +83,7 @@ package final class Gateway {
         for pool in pools.values { refill(pool) }
         loop.run()
         http.free()
+        admin?.free()
         for s in signals { s.cancel() }
         reaper.cancel()
         log.info("stopped")

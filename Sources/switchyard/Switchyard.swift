@@ -36,6 +36,15 @@ struct Switchyard: ParsableCommand {
     @Option(help: "Warm spare children per server (spawned, not yet initialized).")
     var spares: Int?
 
+    @Option(help: "Pool mode for the server(s): dedicated (a child per session) or shared (sessions multiplexed).")
+    var poolMode: String?
+
+    @Option(help: "Requests unanswered this long get -32001 and are cancelled at the child (e.g. 5m; 0 = never).")
+    var requestTimeout: String?
+
+    @Option(help: "Admin endpoint (loopback only), e.g. 127.0.0.1:9091: GET /pools, /children, /sessions.")
+    var admin: String?
+
     @Option(help: "Maximum concurrent sessions.")
     var maxSessions: Int?
 
@@ -89,6 +98,20 @@ struct Switchyard: ParsableCommand {
         if let s = spares {
             guard (0...64).contains(s) else { throw ConfigError("--spares", "must be between 0 and 64") }
             for k in cfg.servers.indices { cfg.servers[k].spares = s }
+        }
+        if let m = poolMode {
+            guard let mode = PoolConfig.Mode(rawValue: m) else { throw ConfigError("--pool-mode", "expected dedicated or shared") }
+            for k in cfg.servers.indices { cfg.servers[k].pool.mode = mode }
+        }
+        if let t = requestTimeout {
+            guard let ms = Units.durationMillis(t) else { throw ConfigError("--request-timeout", "expected a duration such as 5m") }
+            for k in cfg.servers.indices { cfg.servers[k].pool.requestTimeoutMs = ms }
+        }
+        if let a = admin {
+            guard let spec = ConfigLoader.parseAddress(a), ConfigLoader.isLoopback(spec.host) else {
+                throw ConfigError("--admin", "expected a loopback host:port such as 127.0.0.1:9091")
+            }
+            cfg.admin = spec
         }
         if let m = maxSessions {
             guard m >= 1 else { throw ConfigError("--max-sessions", "must be at least 1") }

@@ -3,11 +3,16 @@
 internal import ArgumentParser
 internal import SwitchyardCore
 internal import SwitchyardServer
+internal import SwitchyardIO
 
 #if canImport(Glibc)
     internal import Glibc
 #endif
 
+// Inside a freshly spawned child: arm the parent-death signal, then exec the real server.
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == ChildLauncher.verb {
+    ChildLauncher.exec(CommandLine.arguments)
+}
 // `demo-server` turns this binary into the bundled stdio MCP server (the default child).
 if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "demo-server" {
     exit(DemoServer.run())

@@ -1,7 +1,9 @@
 // Validates a config tree into a GatewayConfig; every error names its key path.
 
 public enum ConfigLoader {
-    static let topKeys: Set<String> = ["listen", "servers", "default_server", "limits", "allowed_origins", "log_level", "mcpServers"]
+    static let topKeys: Set<String> = [
+        "listen", "servers", "default_server", "limits", "allowed_origins", "log_level", "admin", "mcpServers",
+    ]
     static let serverKeys: Set<String> = ["command", "args", "env", "cwd", "spares", "pool", "disabled", "type", "description"]
 
     /// Builds the config. `baseDir` is the config file's folder: relative `cwd` paths resolve against it.
@@ -35,6 +37,16 @@ public enum ConfigLoader {
             config.defaultServer = servers[0].name
         }
         if let l = root["limits"] { config.limits = try limits(l) }
+        if let a = root["admin"] {
+            guard let addrNode = a["address"] else { throw ConfigError("admin.address", "missing (\"127.0.0.1:port\")") }
+            let addr = try string(addrNode, "admin.address")
+            guard let spec = parseAddress(addr) else { throw ConfigError("admin.address", "expected \"host:port\", got \"\(addr)\"") }
+            guard isLoopback(spec.host) else {
+                throw ConfigError(
+                    "admin.address", "must be a loopback address (127.0.0.0/8 or ::1): the admin endpoint has no authentication")
+            }
+            config.admin = spec
+        }
         if let o = root["allowed_origins"] { config.allowedOrigins = try stringList(o, "allowed_origins") }
         if let lv = root["log_level"] {
             let s = try string(lv, "log_level")
@@ -134,6 +146,10 @@ public enum ConfigLoader {
             out.append(spec)
         }
         return out
+    }
+
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "::1" || host.hasPrefix("127.") && host.split(separator: ".").count == 4
     }
 
     /// Parses "host:port" or "[v6]:port".

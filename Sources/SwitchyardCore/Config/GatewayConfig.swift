@@ -80,6 +80,8 @@ public struct GatewayConfig: Equatable, Sendable {
     public var defaultServer: String = ""
     public var limits = Limits()
     public var allowedOrigins: [String] = []
+    /// `admin.address`: a separate loopback-only listener with pool state as JSON (nil = off).
+    public var admin: ListenSpec?
     public var logLevel: LogLevel = .info
 
     public init() {}
