@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Switchyard benchmark: direct stdio pipe baseline vs. the gateway's Streamable HTTP path.
+# Switchyard benchmark: direct stdio pipe baseline vs. the gateway's Streamable HTTP and legacy HTTP+SSE
+# paths, plus idle memory per legacy SSE session.
 #
 #   SWITCHYARD_BIN=/abs/path/.build/release/switchyard Tests/Bench/run.sh      (or: make bench)
 #
@@ -11,11 +12,18 @@
 #      per connection; 1, 16 and 64 connections.
 #   4. CPU per request from /proc/<pid>/stat (utime+stime) of the gateway and, separately, of its
 #      descendants (the children), plus wrk's own CPU.
-#   5. prints a Markdown table and writes it to results/bench-<timestamp>.md.
+#   5. legacy HTTP+SSE (GET /sse + POST /messages) with Tests/Bench/sse_load.c: 1, 16, 64 sessions, one
+#      request in flight per session, answers read from the session streams.
+#   6. idle memory: a fresh gateway, 1 000 then 10 000 idle GET /sse sessions (sse_load idle), VmRSS and fd
+#      count from /proc before/after, close; a second round of 10 000 to check for leaks.
+#   7. prints Markdown tables and writes them to results/bench-<timestamp>.md.
 #
 # Knobs (environment): BENCH_DURATION (wrk -d, default 5s), BENCH_WARMUP (default 1s, 0 = none),
 # BENCH_CONNS (default "1 16 64"), BENCH_MODES (default "shared per-conn"), BENCH_PIPE_N (default
-# 20000), BENCH_TEXT (echo text), BENCH_GATEWAY_ARGS (extra gateway flags, e.g. "--spares 4"),
+# 200000), BENCH_TEXT (echo text), BENCH_GATEWAY_ARGS (extra gateway flags, e.g. "--spares 4"),
+# BENCH_SSE_SESSIONS (default "1 16 64", empty = skip), BENCH_IDLE (default 1, 0 = skip the idle memory
+# step), BENCH_IDLE_STEPS (default "1000,10000"), BENCH_IDLE_ROUND2 (default 10000), BENCH_IDLE_BATCH
+# (default 500), BENCH_IDLE_KB_MAX (default 8), BENCH_MAX_SESSIONS (default 20000),
 # BENCH_ALLOW_ERRORS=1 (exit 0 even if requests failed), WRK (default wrk).
 set -euo pipefail
 
@@ -33,6 +41,14 @@ PROTO="2025-06-18"
 WRK="${WRK:-wrk}"
 CC="${CC:-cc}"
 read -ra GW_EXTRA <<<"${BENCH_GATEWAY_ARGS:-}"
+SSE_SESSIONS="${BENCH_SSE_SESSIONS-1 16 64}"
+IDLE="${BENCH_IDLE:-1}"
+IDLE_STEPS="${BENCH_IDLE_STEPS:-1000,10000}"
+IDLE_ROUND2="${BENCH_IDLE_ROUND2:-10000}"
+IDLE_BATCH="${BENCH_IDLE_BATCH:-500}"
+IDLE_KB_MAX="${BENCH_IDLE_KB_MAX:-8}"
+MAX_SESSIONS="${BENCH_MAX_SESSIONS:-20000}"
+GW_ARGS=(--host 127.0.0.1 --port 0 --max-sessions "$MAX_SESSIONS" "${GW_EXTRA[@]}")
 
 die() { echo "bench: error: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -42,9 +58,18 @@ command -v "$WRK" >/dev/null || die "wrk not found (apt-get install wrk, or make
 command -v curl >/dev/null || die "curl not found"
 command -v "$CC" >/dev/null || die "C compiler '$CC' not found"
 [[ "$TEXT" =~ ^[][A-Za-z0-9\ .,:/_+=@!?\(\)-]+$ ]] || die "BENCH_TEXT must be plain ASCII without quotes/backslashes"
+[[ "$IDLE_STEPS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "BENCH_IDLE_STEPS must be comma-separated counts, e.g. 1000,10000"
+
+# The idle-session step holds 10 000+ sockets in the load generator and in the gateway: raise the file limit
+# (inherited by both) to the hard limit.
+hard_nofile="$(ulimit -Hn)"
+[[ "$hard_nofile" == unlimited ]] && hard_nofile=1048576
+ulimit -n "$hard_nofile" 2>/dev/null || log "warning: could not raise the file limit to $hard_nofile"
+nofile="$(ulimit -n)"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")"
 gw_pid=""
+gw_n=0                     # gateway instances started (logs: $tmp/gateway.N.log)
 declare -A known_desc=()   # every descendant pid of the gateway we have seen
 
 # ---------------------------------------------------------------- process helpers
@@ -93,21 +118,25 @@ alive() { # running and not a zombie
     [[ "${s:0:1}" != Z ]]
 }
 
-cleanup() {
-    local rc=$?
-    set +e
-    if [[ -n "$gw_pid" ]] && kill -0 "$gw_pid" 2>/dev/null; then
-        local p
+stop_gateway() { # SIGTERM the current gateway (contract: it terminates its children), SIGKILL after 7 s
+    [[ -n "$gw_pid" ]] || return 0
+    local p st=0 killed=0
+    if kill -0 "$gw_pid" 2>/dev/null; then
         for p in $(descendants "$gw_pid"); do known_desc[$p]=1; done
-        kill -TERM "$gw_pid" 2>/dev/null
+        kill -TERM "$gw_pid" 2>/dev/null || true
         for _ in $(seq 1 70); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.1; done
         if kill -0 "$gw_pid" 2>/dev/null; then
             log "gateway did not exit within 7s of SIGTERM; sending SIGKILL"
-            kill -KILL "$gw_pid" 2>/dev/null
+            kill -KILL "$gw_pid" 2>/dev/null || true
+            killed=1
         fi
-        wait "$gw_pid" 2>/dev/null
     fi
-    # children the gateway should have terminated: kill what is left (only pids we saw under it)
+    wait "$gw_pid" 2>/dev/null || st=$?
+    ((killed || st == 0 || st == 127)) || log "warning: gateway $gw_pid exited with status $st after SIGTERM (contract: 0)"
+    gw_pid=""
+}
+
+reap_children() { # children the gateway should have terminated: kill what is left (only pids we saw under it)
     local p left=()
     for p in "${!known_desc[@]}"; do alive "$p" && left+=("$p"); done
     if ((${#left[@]})); then
@@ -115,10 +144,19 @@ cleanup() {
         for p in "${left[@]}"; do
             if alive "$p"; then
                 log "child $p still running 1s after the gateway exited; killing it"
-                kill -KILL "$p" 2>/dev/null
+                kill -KILL "$p" 2>/dev/null || true
             fi
         done
     fi
+    known_desc=()
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    [[ -n "${load_pid:-}" ]] && kill -TERM "$load_pid" 2>/dev/null
+    stop_gateway
+    reap_children
     rm -rf "$tmp"
     exit "$rc"
 }
@@ -140,8 +178,9 @@ now_us() { local t="${EPOCHREALTIME/[.,]/}"; echo $((10#$t)); }
 hz=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- 1. pipe baseline
-log "building pipe_rtt"
+log "building pipe_rtt and sse_load"
 "$CC" -O2 -Wall -o "$tmp/pipe_rtt" "$here/pipe_rtt.c"
+"$CC" -O2 -Wall -o "$tmp/sse_load" "$here/sse_load.c"
 
 log "pipe baseline: $PIPE_N sequential tools/call echo over stdio to '$SWITCHYARD_BIN demo-server'"
 pipe_line="$(timeout 60 "$tmp/pipe_rtt" -n "$PIPE_N" -w 1000 -t 5 -x "$TEXT" -- "$SWITCHYARD_BIN" demo-server)" \
@@ -158,24 +197,30 @@ if command -v taskset >/dev/null; then
 fi
 
 # ---------------------------------------------------------------- 2. gateway
-log "starting gateway: $SWITCHYARD_BIN --host 127.0.0.1 --port 0 ${GW_EXTRA[*]}"
-"$SWITCHYARD_BIN" --host 127.0.0.1 --port 0 "${GW_EXTRA[@]}" >"$tmp/gateway.out" 2>"$tmp/gateway.log" &
-gw_pid=$!
-port=""
-for _ in $(seq 1 200); do
-    if line="$(grep -m1 'msg=listening' "$tmp/gateway.log" 2>/dev/null)"; then
-        [[ "$line" =~ address=[^[:space:]]*:([0-9]+) ]] && port="${BASH_REMATCH[1]}"
-        break
+start_gateway() { # sets gw_pid, gw_log, port, url
+    gw_n=$((gw_n + 1))
+    gw_log="$tmp/gateway.$gw_n.log"
+    log "starting gateway: $SWITCHYARD_BIN ${GW_ARGS[*]} (file limit $nofile)"
+    "$SWITCHYARD_BIN" "${GW_ARGS[@]}" >"$tmp/gateway.$gw_n.out" 2>"$gw_log" &
+    gw_pid=$!
+    port=""
+    local line
+    for _ in $(seq 1 200); do
+        if line="$(grep -m1 'msg=listening' "$gw_log" 2>/dev/null)"; then
+            [[ "$line" =~ address=[^[:space:]]*:([0-9]+) ]] && port="${BASH_REMATCH[1]}"
+            break
+        fi
+        kill -0 "$gw_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [[ -z "$port" ]]; then
+        sed 's/^/  gateway: /' "$gw_log" >&2 || true
+        die "gateway did not log 'msg=listening address=HOST:PORT' within 10s (alive: $(kill -0 "$gw_pid" 2>/dev/null && echo yes || echo no))"
     fi
-    kill -0 "$gw_pid" 2>/dev/null || break
-    sleep 0.05
-done
-if [[ -z "$port" ]]; then
-    sed 's/^/  gateway: /' "$tmp/gateway.log" >&2 || true
-    die "gateway did not log 'msg=listening address=HOST:PORT' within 10s (alive: $(kill -0 "$gw_pid" 2>/dev/null && echo yes || echo no))"
-fi
-url="http://127.0.0.1:$port/mcp"
-log "gateway pid $gw_pid listening on $url"
+    url="http://127.0.0.1:$port/mcp"
+    log "gateway pid $gw_pid listening on $url"
+}
+start_gateway
 
 # POST helper: post BODY [SESSION] -> sets http_code, resp_headers file, resp_body file
 post() {
@@ -282,7 +327,7 @@ for mode in $MODES; do
         gw0=$snap_gw; reaped0=$snap_reaped; t0=$(now_us)
         run_wrk "$tmp/wrk.out" "$tmp/wrk.times" "$t" "$c" "$DURATION"
         t1=$(now_us)
-        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$tmp/gateway.log" >&2; die "gateway exited during the wrk run"; }
+        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$gw_log" >&2; die "gateway exited during the wrk run"; }
         snapshot
         gw1=$snap_gw; reaped1=$snap_reaped
         child_d=$((reaped1 - reaped0))
@@ -324,13 +369,189 @@ for mode in $MODES; do
     done
 done
 
-if [[ -s "$tmp/gateway.out" ]]; then
-    log "warning: the gateway wrote to stdout (contract: nothing on stdout): $(head -c 300 "$tmp/gateway.out" | tr '\n' ' ')"
+# ---------------------------------------------------------------- 5. legacy HTTP+SSE throughput
+to_seconds() { # wrk-style duration (5s, 2m, 1h, 5) -> seconds
+    case "$1" in
+        *ms) awk -v v="${1%ms}" 'BEGIN{print v/1000}' ;;
+        *s) echo "${1%s}" ;;
+        *m) awk -v v="${1%m}" 'BEGIN{print v*60}' ;;
+        *h) awk -v v="${1%h}" 'BEGIN{print v*3600}' ;;
+        *) echo "$1" ;;
+    esac
+}
+
+run_sse_load() { # run_sse_load OUTFILE MAX_SECONDS ARGS... ; in the background so SIGINT/SIGTERM reach the trap at once
+    local out="$1" limit="$2"; shift 2
+    timeout -k 2 "$limit" "$tmp/sse_load" "$@" >"$out" 2>"$out.err" &
+    load_pid=$!
+    local st=0
+    wait "$load_pid" || st=$?
+    load_pid=""
+    sed 's/^/  /' "$out.err" >&2 || true
+    ((st != 124)) || log "sse_load did not finish within ${limit}s"
+    return "$st"
+}
+
+sse_misbehaves() { # sse_misbehaves OUTFILE -> report the first bad request/answer and exit
+    {
+        echo "bench: DAEMON MISBEHAVES (legacy HTTP+SSE)"
+        grep '^BENCH_SSE_SAMPLE ' "$1" | sed 's/^BENCH_SSE_SAMPLE /  /' || true
+        grep '^BENCH_SSE ' "$1" | sed 's/^/  counters: /' || true
+    } >&2
+    exit 1
+}
+
+declare -a sse_rows=()
+if [[ -n "${SSE_SESSIONS// /}" ]]; then
+    sse_dur="$(to_seconds "$DURATION")"
+    sse_warm="$(to_seconds "$WARMUP")"
+    # sanity check: one session, a fraction of a second; every POST must get 202 and every answer must come
+    # on the stream as event: message with the request's id and the echoed text
+    log "[legacy-sse] sanity check: GET /sse, POST /messages initialize, notifications/initialized, tools/call"
+    run_sse_load "$tmp/sse.out" 45 load -p "$port" -c 1 -d 0.3 -w 0 -x "$TEXT" -g "$gw_pid" \
+        || { cat "$tmp/sse.out" >&2; die "sse_load failed"; }
+    res="$(grep '^BENCH_SSE ' "$tmp/sse.out" || true)"
+    [[ -n "$res" && "$(kv errors "$res")" == 0 && "$(kv requests "$res")" -gt 0 ]] || sse_misbehaves "$tmp/sse.out"
+    log "sanity check passed: legacy SSE answers arrive on the stream with the echoed text"
+
+    for c in $SSE_SESSIONS; do
+        log "[legacy-sse c=$c] $c sessions (GET /sse + keep-alive POST /messages each), ${sse_warm}s warm-up, ${sse_dur}s"
+        sse_limit=$(awk -v d="$sse_dur" -v w="$sse_warm" 'BEGIN{printf "%d", d+w+45}')
+        run_sse_load "$tmp/sse.out" "$sse_limit" load -p "$port" -c "$c" -d "$sse_dur" -w "$sse_warm" -x "$TEXT" -g "$gw_pid" \
+            || { cat "$tmp/sse.out" >&2; die "sse_load failed"; }
+        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$gw_log" >&2; die "gateway exited during the legacy SSE run"; }
+        res="$(grep '^BENCH_SSE ' "$tmp/sse.out" || true)"
+        [[ -n "$res" ]] || { cat "$tmp/sse.out" >&2; die "sse_load produced no BENCH_SSE line"; }
+        grep '^BENCH_SSE_SAMPLE ' "$tmp/sse.out" | sed 's/^BENCH_SSE_SAMPLE /  first bad request: /' >&2 || true
+        n=$(kv requests "$res"); errs=$(kv errors "$res"); wall=$(kv wall_us "$res")
+        err_note="$errs"
+        if ((errs > 0)); then
+            any_errors=1
+            err_note="$errs (setup $(kv err_setup "$res"), POST $(kv err_post "$res"), answer $(kv err_answer "$res"), closed $(kv err_closed "$res"), timeout $(kv err_timeout "$res"))"
+            log "[legacy-sse c=$c] ERRORS: $res"
+        fi
+        gw_t=$(kv gw_ticks "$res"); ch_t=$(( $(kv child_ticks "$res") + $(kv gw_reaped_ticks "$res") ))
+        gw_us=$(per_req "$gw_t" "$n"); ch_us=$(per_req "$ch_t" "$n")
+        gw_pct=$(awk -v x="$gw_t" -v hz="$hz" -v w="$wall" 'BEGIN{printf "%.0f", x/hz*1e6/w*100}')
+        lg_pct=$(awk -v x="$(kv self_cpu_us "$res")" -v w="$wall" 'BEGIN{printf "%.0f", x/w*100}')
+        sse_rows+=("| legacy SSE tools/call: GET /sse stream + POST /messages per session (sse_load) | $c session$( ((c == 1)) || echo s) ($((2 * c)) conns) | $(fmt %.0f "$(kv rps "$res")") | $(kv p50_us "$res") | $(kv p99_us "$res") | $gw_us | $ch_us | $gw_pct % | $lg_pct % | $err_note |")
+        log "[legacy-sse c=$c] $n requests, $(kv rps "$res") req/s, p50 $(kv p50_us "$res") µs, p99 $(kv p99_us "$res") µs, gateway $gw_us µs/req ($gw_pct %), children $ch_us µs/req ($(kv child_active "$res") of $(kv child_pids "$res") used CPU), sse_load $lg_pct %, errors $errs, answers before the POST's 202: $(kv answer_before_202 "$res")"
+    done
 fi
-warn_lines="$(grep -c 'level=\(warn\|error\)' "$tmp/gateway.log" || true)"
+
+# ---------------------------------------------------------------- 6. idle memory per legacy SSE session
+declare -a idle_rows=() idle_verdicts=()
+idle_fail=0
+idle_note=""
+if [[ "$IDLE" != 0 ]]; then
+    idle_need="$IDLE_ROUND2"
+    IFS=, read -ra idle_targets <<<"$IDLE_STEPS"
+    for x in "${idle_targets[@]}"; do ((x > idle_need)) && idle_need=$x; done
+    if ((nofile < idle_need + 200)); then
+        idle_note="skipped: file limit $nofile (hard limit) is below $idle_need sessions + 200"
+        log "warning: idle memory step $idle_note"
+    elif ((idle_need + 100 > MAX_SESSIONS)); then
+        idle_note="skipped: BENCH_MAX_SESSIONS=$MAX_SESSIONS is below $idle_need sessions + 100"
+        log "warning: idle memory step $idle_note"
+    else
+        # a fresh gateway, so earlier runs' freed heap does not absorb the sessions' allocations
+        idle_t0=$(now_us)
+        log "[idle] restarting the gateway for the idle-session memory step"
+        stop_gateway
+        reap_children
+        start_gateway
+        sleep 0.5
+        log "[idle] opening $IDLE_STEPS idle GET /sse sessions (at most $IDLE_BATCH connecting at a time), closing, then $IDLE_ROUND2 again"
+        run_sse_load "$tmp/idle.out" 55 idle -p "$port" -g "$gw_pid" -n "$IDLE_STEPS" -r "$IDLE_ROUND2" \
+            -b "$IDLE_BATCH" -T 30 -W 10 || { cat "$tmp/idle.out" >&2; die "sse_load idle failed"; }
+        idle_secs=$(awk -v t=$(( $(now_us) - idle_t0 )) 'BEGIN{printf "%.1f", t/1e6}')
+        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$gw_log" >&2; die "gateway exited during the idle-session step"; }
+        sed 's/^/  /' "$tmp/idle.out" >&2
+        done_line="$(grep '^BENCH_IDLE_DONE ' "$tmp/idle.out" || true)"
+        [[ -n "$done_line" ]] || die "sse_load idle produced no BENCH_IDLE_DONE line"
+        grep '^BENCH_SSE_SAMPLE ' "$tmp/idle.out" | sed 's/^BENCH_SSE_SAMPLE /  first bad request: /' >&2 || true
+        declare -A irss=() ifds=() iopen=()
+        base_rss=""; max_step=""; round2_step=""
+        while read -r line; do
+            st=$(kv step "$line")
+            irss[$st]=$(kv rss_kb "$line"); ifds[$st]=$(kv fds "$line"); iopen[$st]=$(kv open "$line")
+            [[ "$st" == base ]] && base_rss=${irss[$st]}
+            case "$st" in
+                pre) what="before warm-up (fresh gateway)" ;;
+                warmup) what="after opening and closing 10 sessions (one-time costs)" ;;
+                base) what="baseline" ;;
+                open*) what="$(kv open "$line") idle sessions open"; max_step=$st ;;
+                closed1) what="all closed" ;;
+                round2_open*) what="round 2: $(kv open "$line") idle sessions open"; round2_step=$st ;;
+                closed2) what="round 2: all closed" ;;
+                *) what="$st" ;;
+            esac
+            if [[ -n "$base_rss" && "$st" != pre && "$st" != warmup ]]; then
+                delta=$(( irss[$st] - base_rss ))
+                per="–"
+                ((iopen[$st] > 0)) && per=$(awk -v d="$delta" -v n="${iopen[$st]}" 'BEGIN{printf "%.2f", d/n}')
+                idle_rows+=("| $what | ${iopen[$st]} | ${irss[$st]} | $delta | $per | ${ifds[$st]} | $(kv ms "$line") |")
+            else
+                idle_rows+=("| $what | ${iopen[$st]} | ${irss[$st]} | – | – | ${ifds[$st]} | $(kv ms "$line") |")
+            fi
+        done < <(grep '^BENCH_IDLE ' "$tmp/idle.out")
+        ierr=$(kv errors "$done_line"); iclosed=$(kv server_closed "$done_line")
+        if ((ierr > 0 || iclosed > 0)); then
+            idle_fail=1
+            idle_verdicts+=("- **FAIL**: $ierr sessions could not be opened (connect error, non-200, missing or malformed endpoint event, or 30 s deadline), $iclosed idle streams were closed by the gateway")
+        fi
+        if [[ -n "$max_step" ]]; then
+            kb=$(awk -v d=$(( irss[$max_step] - base_rss )) -v n="${iopen[$max_step]}" 'BEGIN{ if (n>0) printf "%.2f", d/n; else print 0 }')
+            if awk -v k="$kb" -v m="$IDLE_KB_MAX" 'BEGIN{exit !(k <= m)}'; then
+                idle_verdicts+=("- memory per idle session at ${iopen[$max_step]} sessions: **$kb KB** (target ≤ $IDLE_KB_MAX KB): ok")
+            else
+                idle_fail=1
+                idle_verdicts+=("- memory per idle session at ${iopen[$max_step]} sessions: **$kb KB** (target ≤ $IDLE_KB_MAX KB): **OVER TARGET**")
+            fi
+            fd_open_delta=$(( ifds[$max_step] - ifds[base] ))
+            ((fd_open_delta == iopen[$max_step])) || idle_verdicts+=("- note: $fd_open_delta gateway fds for ${iopen[$max_step]} sessions (expected one each)")
+        fi
+        # leak check: fds back to the baseline after each round; round 2 must not raise RSS above round 1's peak
+        # (glibc keeps freed heap, so RSS does not fall after closing, but a second round reuses it) by more than
+        # max(2 MB, 10 % of round 1's growth)
+        fd_ok=1
+        for st in closed1 closed2; do
+            [[ -n "${ifds[$st]:-}" ]] || continue
+            (( ifds[$st] <= ifds[base] + 2 )) || fd_ok=0
+        done
+        if [[ -n "$round2_step" && -n "${irss[closed2]:-}" ]]; then
+            growth1=$(( irss[$max_step] - base_rss ))
+            thr=$(( growth1 / 10 )); ((thr < 2048)) && thr=2048
+            peak1=${irss[$max_step]}; ((irss[closed1] > peak1)) && peak1=${irss[closed1]}
+            d_open=$(( irss[$round2_step] - peak1 ))
+            d_closed=$(( irss[closed2] - peak1 ))
+            rss_ok=1
+            ((d_open <= thr && d_closed <= thr)) || rss_ok=0
+            verdict="fds $(( ifds[base] )) → ${ifds[closed1]} (round 1 closed) → ${ifds[closed2]} (round 2 closed); RSS vs round 1's peak ($peak1 KB): round 2 open ${d_open} KB, round 2 closed ${d_closed} KB (allowed ≤ $thr KB)"
+            if ((fd_ok && rss_ok)); then
+                idle_verdicts+=("- leak check: $verdict: ok")
+            else
+                idle_fail=1
+                idle_verdicts+=("- leak check: $verdict: **GROWING (possible leak)**")
+            fi
+        elif ((!fd_ok)); then
+            idle_fail=1
+            idle_verdicts+=("- leak check: gateway fds did not return to ${ifds[base]} after closing: **LEAK**")
+        fi
+        idle_verdicts+=("- whole step: $idle_secs s (gateway restart, warm-up, opening and closing all rounds)")
+        for v in "${idle_verdicts[@]}"; do log "[idle] ${v#- }"; done
+    fi
+fi
+
+for f in "$tmp"/gateway.*.out; do
+    if [[ -s "$f" ]]; then
+        log "warning: the gateway wrote to stdout (contract: nothing on stdout): $(head -c 300 "$f" | tr '\n' ' ')"
+    fi
+done
+warn_lines="$(cat "$tmp"/gateway.*.log | grep -c 'level=\(warn\|error\)' || true)"
 if ((warn_lines > 0)); then
     log "gateway logged $warn_lines warn/error lines; first ones:"
-    grep 'level=\(warn\|error\)' "$tmp/gateway.log" | head -5 | sed 's/^/  gateway: /' >&2
+    cat "$tmp"/gateway.*.log | grep 'level=\(warn\|error\)' | head -5 | sed 's/^/  gateway: /' >&2
 fi
 
 # ---------------------------------------------------------------- 5. report
@@ -347,7 +568,7 @@ report="$tmp/report.md"
 {
     echo "# Switchyard benchmark $stamp"
     echo
-    echo "- commit \`$commit\`$dirty, binary \`$SWITCHYARD_BIN\` (gateway flags: \`--host 127.0.0.1 --port 0 ${GW_EXTRA[*]}\`)"
+    echo "- commit \`$commit\`$dirty, binary \`$SWITCHYARD_BIN\` (gateway flags: \`${GW_ARGS[*]}\`, file limit $nofile)"
     echo "- host: $(nproc) CPUs ($cpu_model), Linux $(uname -r); gateway, children and load generator share the CPUs (not pinned)"
     echo "- load: wrk $wrk_version, \`-d$DURATION\` after a \`$WARMUP\` warm-up, \`-t1\` for 1 connection and \`-t2\` otherwise, keep-alive;"
     echo "  POST /mcp \`tools/call\` echo (\`\"$TEXT\"\`), \`MCP-Protocol-Version: $PROTO\`; answers are SSE"
@@ -355,6 +576,12 @@ report="$tmp/report.md"
     echo "- CPU µs/req: utime+stime delta from /proc/PID/stat (${hz} Hz ticks) over the run ÷ completed requests;"
     echo "  \"child\" = all descendants of the gateway (the demo-server children); gateway and wrk CPU % are of one core"
     echo "- pipe baseline: up to $PIPE_N (at most 5 s) sequential requests to one \`$SWITCHYARD_BIN demo-server\`; its load-generator column is pipe_rtt's own CPU"
+    if ((${#sse_rows[@]})); then
+        echo "- legacy SSE (2024-11-05): sse_load, per session one \`GET /sse\` stream + one keep-alive \`POST /messages?sessionId=…\` connection,"
+        echo "  \`initialize\` + \`notifications/initialized\`, then \`tools/call\` echo with one request in flight per session (next POST after"
+        echo "  the answer arrived on the stream and the POST's 202); ${sse_dur}s after a ${sse_warm}s warm-up; p50/p99 = POST written → \`event: message\`"
+        echo "  with that id read from the stream; CPU from /proc over the measured window; load gen column = sse_load's own CPU"
+    fi
     echo
     echo "| scenario | connections | req/s | p50 µs | p99 µs | gateway CPU µs/req | child CPU µs/req | gateway CPU % | load gen (wrk) CPU % | errors |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -363,6 +590,27 @@ report="$tmp/report.md"
         pipe_row "pipe baseline, pipe_rtt + child pinned to CPU 0" "$pipe_pinned_line"
     fi
     printf '%s\n' "${rows[@]}"
+    ((${#sse_rows[@]})) && printf '%s\n' "${sse_rows[@]}"
+    if [[ "$IDLE" != 0 ]]; then
+        echo
+        echo "## Idle legacy SSE sessions: gateway memory"
+        echo
+        if [[ -n "$idle_note" ]]; then
+            echo "- $idle_note"
+        else
+            echo "- fresh gateway (\`${GW_ARGS[*]}\`); sse_load opens \`GET /sse\` connections (at most $IDLE_BATCH connecting at a time), reads"
+            echo "  each up to its \`event: endpoint\` and leaves it idle (no \`initialize\`, so no child); steps $IDLE_STEPS (cumulative),"
+            echo "  close all, then round 2: $IDLE_ROUND2 opened and closed. VmRSS from /proc/PID/status and fd count from /proc/PID/fd,"
+            echo "  read 0.3 s after each step (after closing: once the fd count is back to the baseline, at most 10 s)."
+            echo "  Δ and KB/session are against the baseline taken after a warm-up of 10 sessions (first-connection costs excluded)."
+            echo
+            echo "| step | sessions open | gateway VmRSS KB | Δ RSS KB | KB/session | gateway fds | step ms |"
+            echo "|---|---|---|---|---|---|---|"
+            printf '%s\n' "${idle_rows[@]}"
+            echo
+            printf '%s\n' "${idle_verdicts[@]}"
+        fi
+    fi
 } >"$report"
 
 echo
@@ -374,4 +622,7 @@ log "written to results/bench-$stamp.md"
 
 if ((any_errors)) && [[ "${BENCH_ALLOW_ERRORS:-0}" != 1 ]]; then
     die "some requests failed (see the errors column and the messages above)"
+fi
+if ((idle_fail)) && [[ "${BENCH_ALLOW_ERRORS:-0}" != 1 ]]; then
+    die "idle-session step failed: errors, memory over target or a leak (see the idle table above)"
 fi
