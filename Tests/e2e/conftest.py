@@ -582,3 +582,310 @@ class CurlStream:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Legacy HTTP+SSE (2024-11-05) and named servers
+# ---------------------------------------------------------------------------------------------
+
+import socket  # noqa: E402
+from urllib.parse import urljoin, urlsplit  # noqa: E402
+
+# The fixture plus `marked_sleep`, with `--stdin-log DIR` recording what each child got on stdin.
+MARKER_FIXTURE = E2E_DIR / "fixture_marker_server.py"
+MARKER_FIXTURE_CMD = [PY1, str(MARKER_FIXTURE)]
+LEGACY_ENDPOINT_RE = re.compile(r"^(/servers/[A-Za-z0-9._-]+)?/messages\?sessionId=([0-9a-f]{32})$")
+
+
+def write_config(content: str, suffix: str) -> str:
+    """A temporary config file (the caller unlinks it)."""
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix="switchyard-e2e-")
+    with os.fdopen(fd, "w") as f:
+        f.write(content)
+    return path
+
+
+@asynccontextmanager
+async def sse_session(url: str, **session_kwargs):
+    """An initialized official-SDK (1.x) ClientSession over the legacy HTTP+SSE transport.
+
+    Yields (session, info) where info["session_id"] is the id taken from the endpoint event.
+    """
+    from mcp import ClientSession
+    from mcp.client.sse import sse_client
+
+    info: dict = {}
+    async with sse_client(url, timeout=10, sse_read_timeout=60,
+                          on_session_created=lambda sid: info.__setitem__("session_id", sid)) as (read, write):
+        async with ClientSession(read, write, **session_kwargs) as session:
+            await session.initialize()
+            yield session, info
+
+
+def legacy_post(messages_url: str, body, content_type: str | None = "application/json",
+                headers: dict | None = None, **kw) -> HttpResponse:
+    """POST one message to a legacy messages URL (no MCP headers, no Accept)."""
+    return post(messages_url, body, proto=None, accept=None, content_type=content_type, headers=headers, **kw)
+
+
+class RawSSE:
+    """A GET (or other method) over a raw socket; headers arrive as soon as the server sends them.
+
+    Decodes chunked transfer encoding and SSE incrementally. `messages` collects every JSON `data`
+    of `message` events seen so far (in order); `comments` every comment line.
+    """
+
+    def __init__(self, host: str, port: int, path: str, headers: dict | None = None, method: str = "GET",
+                 connect_timeout: float = 10.0):
+        self.host, self.port, self.path = host, port, path
+        self.sock = socket.create_connection((host, port), timeout=connect_timeout)
+        h = {"Host": f"{host}:{port}", "User-Agent": "switchyard-e2e"}
+        h.update(headers or {})
+        req = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in h.items()) + "\r\n"
+        self.sock.sendall(req.encode("latin-1"))
+        self.raw = b""          # undecoded bytes after the head
+        self.body = b""         # decoded body bytes not yet split into lines
+        self.all_body = b""     # everything decoded so far (for messages in assertions)
+        self.status: int | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.chunked = False
+        self.length: int | None = None
+        self.eof = False
+        self.events: list[dict] = []       # every dispatched event (event, data)
+        self.comments: list[str] = []
+        self.messages: list[dict] = []
+        self._pending: list[dict] = []     # events not yet returned by next_event
+        self._cur_event: str | None = None
+        self._cur_data: list[str] = []
+        self._body_done = False
+
+    # -- low level ---------------------------------------------------------------------------------
+    def _recv(self, deadline: float) -> bool:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self.eof = True
+            return True
+        self.raw += data
+        return True
+
+    def read_head(self, timeout: float = 10.0) -> int:
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.raw:
+            if self.eof:
+                raise AssertionError(f"connection closed before the response head: {self.raw[:500]!r}")
+            if not self._recv(deadline):
+                raise AssertionError(f"no response head within {timeout}s for {self.path}: {self.raw[:500]!r}")
+        head, self.raw = self.raw.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        m = re.match(r"HTTP/\S+\s+(\d{3})", lines[0])
+        assert m, f"bad status line {lines[0]!r}"
+        self.status = int(m.group(1))
+        for ln in lines[1:]:
+            if ":" in ln:
+                k, v = ln.split(":", 1)
+                self.headers.append((k.strip(), v.strip()))
+        self.chunked = "chunked" in (self.header("transfer-encoding") or "").lower()
+        cl = self.header("content-length")
+        self.length = int(cl) if cl is not None and not self.chunked else None
+        self._decode()
+        return self.status
+
+    def header(self, name: str) -> str | None:
+        vals = [v for k, v in self.headers if k.lower() == name.lower()]
+        return vals[-1] if vals else None
+
+    def _decode(self):
+        if self.status is None:
+            return
+        if not self.chunked:
+            self.body += self.raw
+            self.all_body += self.raw
+            self.raw = b""
+            if self.length is not None and len(self.all_body) >= self.length:
+                self._body_done = True
+        else:
+            while True:
+                i = self.raw.find(b"\r\n")
+                if i < 0:
+                    break
+                size = int(self.raw[:i].split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self._body_done = True
+                    self.raw = b""
+                    break
+                if len(self.raw) < i + 2 + size + 2:
+                    break
+                chunk = self.raw[i + 2:i + 2 + size]
+                self.raw = self.raw[i + 2 + size + 2:]
+                self.body += chunk
+                self.all_body += chunk
+        self._lines()
+
+    def _lines(self):
+        while b"\n" in self.body:
+            line, self.body = self.body.split(b"\n", 1)
+            s = line.decode("utf-8", "replace").rstrip("\r")
+            if s == "":
+                if self._cur_data or self._cur_event is not None:
+                    ev = {"event": self._cur_event or "message", "data": "\n".join(self._cur_data)}
+                    self.events.append(ev)
+                    self._pending.append(ev)
+                    if ev["event"] == "message" and ev["data"]:
+                        try:
+                            self.messages.append(json.loads(ev["data"]))
+                        except ValueError:
+                            pass
+                self._cur_event, self._cur_data = None, []
+            elif s.startswith(":"):
+                self.comments.append(s[1:].strip())
+            else:
+                field, _, value = s.partition(":")
+                if value.startswith(" "):
+                    value = value[1:]
+                if field == "event":
+                    self._cur_event = value
+                elif field == "data":
+                    self._cur_data.append(value)
+
+    def _pump(self, deadline: float) -> bool:
+        """Read more; False on timeout. Sets eof at the end of the response."""
+        if self.eof or self._body_done:
+            self.eof = True
+            return True
+        ok = self._recv(deadline)
+        self._decode()
+        return ok
+
+    @property
+    def ended(self) -> bool:
+        return self.eof or self._body_done
+
+    # -- high level --------------------------------------------------------------------------------
+    def next_event(self, timeout: float = 10.0) -> dict:
+        """Next dispatched SSE event (comments are not events)."""
+        deadline = time.monotonic() + timeout
+        while not self._pending:
+            if self.ended:
+                raise AssertionError(f"stream ended; body so far: {self.all_body[-800:]!r}")
+            if not self._pump(deadline):
+                raise AssertionError(f"no SSE event within {timeout}s; body so far: {self.all_body[-800:]!r}")
+        return self._pending.pop(0)
+
+    def wait_message(self, pred: Callable[[dict], bool], timeout: float = 10.0) -> dict:
+        """First `message` event (from now on, including already buffered ones) whose JSON matches."""
+        deadline = time.monotonic() + timeout
+        while True:
+            while self._pending:
+                ev = self._pending.pop(0)
+                if ev["event"] == "message" and ev["data"]:
+                    m = json.loads(ev["data"])
+                    if pred(m):
+                        return m
+            if self.ended:
+                raise AssertionError(f"stream ended before the expected message; body: {self.all_body[-800:]!r}")
+            if not self._pump(deadline):
+                raise AssertionError(f"expected message not seen within {timeout}s; "
+                                     f"body so far: {self.all_body[-1200:]!r}")
+
+    def response(self, id_, timeout: float = 10.0) -> dict:
+        return self.wait_message(lambda m: m.get("id") == id_ and ("result" in m or "error" in m), timeout)
+
+    def wait_comment(self, pred: Callable[[str], bool], timeout: float, start: int = 0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            for c in self.comments[start:]:
+                if pred(c):
+                    return c
+            if self.ended:
+                raise AssertionError(f"stream ended before the comment; body: {self.all_body[-800:]!r}")
+            if not self._pump(deadline):
+                raise AssertionError(f"no matching comment within {timeout}s; body: {self.all_body[-800:]!r}")
+
+    def wait_end(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ended:
+            if not self._pump(deadline):
+                raise AssertionError(f"stream did not end within {timeout}s; body: {self.all_body[-500:]!r}")
+
+    def read_all(self, timeout: float = 10.0) -> bytes:
+        """For a finite (non-stream) answer: the whole body."""
+        self.wait_end(timeout)
+        return self.all_body
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class LegacyClient:
+    """A hand-driven legacy session: RawSSE stream + POSTs to the advertised messages URL."""
+
+    def __init__(self, daemon, sse_path: str = "/sse", headers: dict | None = None):
+        self.daemon = daemon
+        h = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
+        h.update(headers or {})
+        self.stream = RawSSE(daemon.host, daemon.port, sse_path, h)
+        self.sse_path = sse_path
+        self.endpoint: str | None = None
+        self.session_id: str | None = None
+        self.messages_url: str | None = None
+
+    def open(self, timeout: float = 10.0) -> "LegacyClient":
+        st = self.stream.read_head(timeout)
+        assert st == 200, f"GET {self.sse_path}: HTTP {st} {self.stream.headers} {self.stream.raw[:300]!r}"
+        ev = self.stream.next_event(timeout)
+        assert ev["event"] == "endpoint", f"first event must be `endpoint`, got {ev}"
+        self.endpoint = ev["data"]
+        m = LEGACY_ENDPOINT_RE.match(self.endpoint)
+        assert m, f"endpoint data is not /messages?sessionId=<32 hex>: {self.endpoint!r}"
+        self.session_id = m.group(2)
+        self.messages_url = urljoin(self.daemon.base + self.sse_path, self.endpoint)
+        return self
+
+    def post(self, body, **kw) -> HttpResponse:
+        return legacy_post(self.messages_url, body, **kw)
+
+    def send(self, body, **kw) -> HttpResponse:
+        r = self.post(body, **kw)
+        assert r.status == 202, f"POST {self.messages_url} {str(body)[:200]}: expected 202, got {r!r}"
+        return r
+
+    def request(self, method: str, params: dict | None = None, id_=1, timeout: float = 15.0) -> dict:
+        m = {"jsonrpc": "2.0", "id": id_, "method": method}
+        if params is not None:
+            m["params"] = params
+        self.send(m)
+        return self.stream.response(id_, timeout)
+
+    def initialize(self, proto: str = "2024-11-05", id_=0) -> dict:
+        res = self.request("initialize", {"protocolVersion": proto, "capabilities": {},
+                                          "clientInfo": {"name": "raw-legacy", "version": "0"}}, id_=id_)
+        assert "result" in res, f"initialize failed: {res}"
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return res
+
+    def call_tool(self, name: str, args: dict, id_, meta: dict | None = None, timeout: float = 15.0) -> dict:
+        params = {"name": name, "arguments": args}
+        if meta:
+            params["_meta"] = meta
+        return self.request("tools/call", params, id_=id_, timeout=timeout)
+
+    def close(self):
+        self.stream.close()
+
+
+def tool_result_text(msg: dict) -> str:
+    assert "result" in msg and not msg["result"].get("isError"), f"tool call failed: {msg}"
+    return "".join(c.get("text", "") for c in msg["result"]["content"] if c.get("type") == "text")
