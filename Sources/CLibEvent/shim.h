@@ -41,6 +41,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <event2/bufferevent_ssl.h>
 
 // GNU extensions, declared by hand (see above).
 extern int pipe2(int pipefd[2], int flags);

@@ -338,7 +338,7 @@ package final class ChildReaper {
 package enum ChildEnvironment {
     static let inherited = ["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV"]
 
-    package static func build(extra: [(String, String)]) -> [String] {
+    package static func build(extra: [(String, String)], passthrough: [String] = [], clear: Bool = false) -> [String] {
         var out: [String] = []
         guard var env = sy_environ() else { return extra.map { "\($0.0)=\($0.1)" } }
         var values: [String: String] = [:]
@@ -347,7 +347,9 @@ package enum ChildEnvironment {
             if let eq = s.firstIndex(of: "=") { values[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
             env = env.advanced(by: 1)
         }
-        for k in inherited { if let v = values[k] { out.append("\(k)=\(v)") } }
+        if !clear {
+            for k in inherited + passthrough { if let v = values[k] { out.append("\(k)=\(v)") } }
+        }
         for (k, v) in extra {
             out.removeAll { $0.hasPrefix(k + "=") }
             out.append("\(k)=\(v)")

@@ -60,6 +60,18 @@ package final class HTTPExchange {
         return String(cString: v)
     }
 
+    /// Every value of a header, in order (case-insensitive name).
+    package func headerValues(_ name: String) -> [String] {
+        guard let r = req, let h = evhttp_request_get_input_headers(r) else { return [] }
+        var out: [String] = []
+        var kv = h.pointee.tqh_first
+        while let e = kv {
+            if strcasecmp(e.pointee.key, name) == 0 { out.append(String(cString: e.pointee.value)) }
+            kv = e.pointee.next.tqe_next
+        }
+        return out
+    }
+
     /// How many times a header appears (duplicates of security-relevant headers are rejected).
     package func headerCount(_ name: String) -> Int {
         guard let r = req, let h = evhttp_request_get_input_headers(r) else { return 0 }

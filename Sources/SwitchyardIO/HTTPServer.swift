@@ -29,6 +29,23 @@ package final class HTTPServer {
     let http: OpaquePointer
     private var listeners: [Listener] = []
     package var handler: (HTTPExchange) -> Void = { _ in }
+    /// Set for a TLS listener: every new connection gets an SSL from this context. Replacing it (SIGHUP
+    /// reload) affects new connections only; live ones keep their SSL (which holds a reference to its ctx).
+    package var tls: TLSContext? {
+        didSet {
+            guard (oldValue == nil) != (tls == nil) else { return }
+            if tls == nil {
+                evhttp_set_bevcb(http, nil, nil)
+            } else {
+                evhttp_set_bevcb(
+                    http,
+                    { base, arg in
+                        let server = Unmanaged<HTTPServer>.fromOpaque(arg!).takeUnretainedValue()
+                        return server.tls?.makeBufferevent(base: base!)
+                    }, Unmanaged.passUnretained(self).toOpaque())
+            }
+        }
+    }
 
     package init(loop: EventLoop, limits: HTTPServerLimits) {
         self.loop = loop

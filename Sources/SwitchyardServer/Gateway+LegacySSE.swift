@@ -21,6 +21,7 @@ extension Gateway {
         guard admitSession(ex) else { return }
         let session = Session(id: SecureRandom.hex(bytes: 16), serverName: pool.spec.name, transport: .legacy, nowMs: loop.nowMillis)
         sessions[session.id] = session
+        session.keyLabel = requestKey?.label
         let stream = openStream(ex, session: session, isGet: true, headers: Gateway.sseHeaders)
         session.getStream = stream
         log.info("session_opened", [("session", session.id), ("server", pool.spec.name), ("transport", "sse"), ("peer", ex.peer)])

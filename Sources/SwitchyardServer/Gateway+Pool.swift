@@ -28,7 +28,8 @@ extension Gateway {
         let process: ChildProcess
         do {
             process = try ChildProcess(
-                loop: loop, command: spec.command, args: spec.args, env: ChildEnvironment.build(extra: spec.env), cwd: spec.cwd,
+                loop: loop, command: spec.command, args: spec.args,
+                env: ChildEnvironment.build(extra: spec.env, passthrough: spec.envPassthrough, clear: spec.clearEnv), cwd: spec.cwd,
                 maxLine: config.limits.maxLineBytes, launcher: launcher)
         } catch {
             let message = "cannot start MCP server \"\(spec.name)\": \(error.description)"

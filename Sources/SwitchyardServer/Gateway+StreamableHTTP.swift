@@ -45,6 +45,10 @@ extension Gateway {
                 respondError(ex, 403, "Forbidden", JSONRPCErrorCode.serverError, "Forbidden: Origin not allowed")
                 return
             }
+            // CORS preflights carry no credentials; everything else needs a key when keys are configured.
+            if !(kind == .streamable && ex.method == .options) {
+                guard authorize(ex, server: pool.spec.name) else { return }
+            }
             switch kind {
             case .streamable: streamableHTTP(ex, pool)
             case .sseStream: legacyStream(ex, pool)
@@ -235,8 +239,10 @@ extension Gateway {
                 "Bad Request: Mcp-Session-Id header is required (send initialize first)")
             return nil
         }
-        // A session belongs to the server and transport that created it.
-        guard let session = sessions[sid], session.serverName == pool.spec.name, session.transport == transport else {
+        // A session belongs to the server, transport and key that created it (A-07: no cross-key reuse).
+        guard let session = sessions[sid], session.serverName == pool.spec.name, session.transport == transport,
+            session.keyLabel == requestKey?.label
+        else {
             sessionNotFound(ex, sid)
             return nil
         }
@@ -262,12 +268,18 @@ extension Gateway {
         guard admitSession(ex) else { return }
         let session = Session(id: SecureRandom.hex(bytes: 16), serverName: pool.spec.name, transport: .streamable, nowMs: loop.nowMillis)
         sessions[session.id] = session
+        session.keyLabel = requestKey?.label
         session.initializeStarted = true
         let mode: ReplyMode = accept.json ? .json : .sse
         let reply = Reply(exchange: ex, mode: mode, isBatch: false, expected: 1, sessionID: session.id)
         let message = Array(body)
         session.requestedVersion = requestedVersion(body, env)
-        log.info("session_opened", [("session", session.id), ("server", pool.spec.name), ("transport", "streamable"), ("peer", ex.peer)])
+        log.info(
+            "session_opened",
+            [
+                ("session", session.id), ("server", pool.spec.name), ("transport", "streamable"), ("key", requestKey?.label ?? "-"),
+                ("peer", ex.peer),
+            ])
         attach(session, pool) { [weak self] result in
             guard let self else { return }
             message.withUnsafeBytes { b in self.initializeOnChild(session, result, b, reply) }

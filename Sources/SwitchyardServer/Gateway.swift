@@ -11,7 +11,14 @@ package final class Gateway {
     let loop = EventLoop()
     let log: Logger
     let http: HTTPServer
+    /// One evhttp per TLS listener (evhttp's bevcb is per instance, libevent-notes T1).
+    var tlsServers: [HTTPServer] = []
     var admin: HTTPServer?
+    /// Accepted keys (nil = no auth configured).
+    let keys: KeyRing?
+    /// The key of the request being handled. Set by `authorize` and read synchronously during the same
+    /// callback (session creation and lookup); never across callbacks.
+    var requestKey: Key?
     let origins: OriginPolicy
     var pools: [String: ServerPool] = [:]
     var sessions: [String: Session] = [:]
@@ -26,8 +33,9 @@ package final class Gateway {
     /// This binary: children are spawned through it to arm a parent-death signal (no orphans).
     let launcher = ChildLauncher.selfPath()
 
-    package init(config: GatewayConfig) {
+    package init(config: GatewayConfig, keys: KeyRing? = nil) {
         self.config = config
+        self.keys = keys
         self.log = Logger(level: config.logLevel)
         self.origins = OriginPolicy(allowed: config.allowedOrigins)
         let l = config.limits
@@ -44,9 +52,28 @@ package final class Gateway {
         reaper.onExit = { [unowned self] pid, desc, _ in self.childExited(pid: pid, description: desc) }
         http.handler = { [unowned self] ex in self.handle(ex) }
         for spec in config.listen {
+            var server = http
+            if let t = spec.tls {
+                let context: TLSContext
+                do {
+                    context = try TLSContext(Gateway.tlsSettings(t))
+                } catch {
+                    log.error("tls_config_failed", [("address", "\(spec.host):\(spec.port)"), ("error", error.description)])
+                    return 78
+                }
+                let l = config.limits
+                server = HTTPServer(
+                    loop: loop,
+                    limits: HTTPServerLimits(maxBodyBytes: l.maxBodyBytes, maxHeaderBytes: l.maxHeaderBytes, timeoutMillis: l.httpTimeoutMs)
+                )
+                server.handler = { [unowned self] ex in self.handle(ex) }
+                server.tls = context
+                tlsServers.append(server)
+            }
             do {
-                let addr = try http.bind(host: spec.host, port: spec.port)
-                log.info("listening", [("address", addr), ("endpoint", "http://\(addr)/mcp")])
+                let addr = try server.bind(host: spec.host, port: spec.port)
+                let scheme = spec.tls == nil ? "http" : "https"
+                log.info("listening", [("address", addr), ("endpoint", "\(scheme)://\(addr)/mcp")])
             } catch {
                 log.error("bind_failed", [("error", error.description)])
                 return 71  // EX_OSERR
@@ -74,20 +101,42 @@ package final class Gateway {
         for sig in [SIGTERM, SIGINT] {
             signals.append(SignalWatcher(loop: loop, signal: sig) { [unowned self] s in self.beginShutdown(signal: s) })
         }
-        signals.append(
-            SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in
-                self.log.info("sighup_ignored", [("reason", "reload arrives with TLS (issue 5)")])
-            })
+        signals.append(SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.reloadTLS() })
         let tick = min(1000, max(100, config.limits.sseKeepAliveMs / 2))
         janitor = Timer(loop: loop, afterMillis: tick, repeating: true) { [unowned self] in self.janitorTick() }
         for pool in pools.values { refill(pool) }
         loop.run()
         http.free()
+        for s in tlsServers { s.free() }
         admin?.free()
         for s in signals { s.cancel() }
         reaper.cancel()
         log.info("stopped")
         return 0
+    }
+
+    static func tlsSettings(_ t: TLSSpec) -> TLSSettings {
+        TLSSettings(cert: t.cert, key: t.key, minVersion13: t.minVersion == "1.3", ciphers: t.ciphers, clientCA: t.clientCA)
+    }
+
+    /// SIGHUP: re-reads certificates and keys. Live connections keep their TLS state; a failed reload keeps
+    /// the old context and says why in one line.
+    func reloadTLS() {
+        guard !tlsServers.isEmpty else {
+            log.info("sighup", [("action", "nothing to reload (no TLS listeners)")])
+            return
+        }
+        for server in tlsServers {
+            guard let current = server.tls else { continue }
+            do {
+                server.tls = try TLSContext(current.settings)
+                log.info("tls_reloaded", [("cert", current.settings.cert)])
+            } catch {
+                log.error(
+                    "tls_reload_failed",
+                    [("cert", current.settings.cert), ("error", error.description), ("action", "keeping the previous certificate")])
+            }
+        }
     }
 
     // MARK: - Janitor: keep-alives, idle sessions

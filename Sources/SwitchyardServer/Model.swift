@@ -108,6 +108,8 @@ final class Session {
     var logLevel: Int?
     /// The protocol version the client asked for in `initialize` (shared mode answers it locally).
     var requestedVersion: String?
+    /// The label of the key that created the session; other keys get 404 for it.
+    var keyLabel: String?
     /// `initialize` was received (legacy sessions exist before it).
     var initializeStarted = false
 

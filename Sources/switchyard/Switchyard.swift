@@ -16,6 +16,7 @@ struct Switchyard: ParsableCommand {
               switchyard --config FILE [options]
               switchyard                      (the bundled demo server on 127.0.0.1:8080)
               switchyard demo-server          (run the demo stdio MCP server itself)
+              switchyard hash-key < secret    (print the sha256 for auth.keys[].sha256)
             """,
         discussion: """
             The MCP endpoint is http://HOST:PORT/mcp. A config file is YAML or JSON; a Claude Desktop \
@@ -45,6 +46,9 @@ struct Switchyard: ParsableCommand {
     @Option(help: "Admin endpoint (loopback only), e.g. 127.0.0.1:9091: GET /pools, /children, /sessions.")
     var admin: String?
 
+    @Flag(help: "Allow a non-loopback listener without TLS or keys (protected mode off).")
+    var allowInsecure = false
+
     @Option(help: "Maximum concurrent sessions.")
     var maxSessions: Int?
 
@@ -62,14 +66,16 @@ struct Switchyard: ParsableCommand {
 
     func run() throws {
         var cfg: GatewayConfig
+        var keys: KeyRing?
         do {
             cfg = try buildConfig()
+            keys = try Gateway.keyRing(for: cfg)
         } catch {
             let line = "switchyard: \(error.description)\n"
             _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
             Glibc.exit(78)
         }
-        Glibc.exit(Gateway(config: cfg).run())
+        Glibc.exit(Gateway(config: cfg, keys: keys).run())
     }
 
     func buildConfig() throws(ConfigError) -> GatewayConfig {
@@ -129,6 +135,8 @@ struct Switchyard: ParsableCommand {
             }
             cfg.limits.sseKeepAliveMs = ms
         }
+        if allowInsecure { cfg.allowInsecure = true }
+        try ConfigLoader.checkProtectedMode(cfg)
         if let l = logLevel {
             guard let level = LogLevel(name: l) else { throw ConfigError("--log-level", "expected debug, info, warn or error") }
             cfg.logLevel = level

@@ -17,4 +17,8 @@ if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == ChildLauncher.
 if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "demo-server" {
     exit(DemoServer.run())
 }
+// `hash-key` prints the sha256 of a secret read from stdin, for `auth.keys[].sha256`.
+if CommandLine.arguments.count == 2 && CommandLine.arguments[1] == "hash-key" {
+    exit(HashKey.run())
+}
 Switchyard.main()

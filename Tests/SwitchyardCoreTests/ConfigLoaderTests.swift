@@ -37,7 +37,8 @@ struct ConfigLoaderTests {
         let root = map(
             ("servers", map(("x", map(("command", s("c")))))),
             ("limits", map(("max_body_bytes", s("1MiB")), ("sse_keepalive", s("500ms")), ("session_idle_timeout", s("5m")))),
-            ("listen", .sequence([map(("address", s("[::1]:9000"))), map(("address", s("0.0.0.0:0")))])))
+            ("listen", .sequence([map(("address", s("[::1]:9000"))), map(("address", s("0.0.0.0:0")))])),
+            ("allow_insecure", s("true")))
         let c = try ConfigLoader.load(root, baseDir: "/")
         #expect(c.limits.maxBodyBytes == 1 << 20)
         #expect(c.limits.sseKeepAliveMs == 500)
@@ -73,6 +74,24 @@ struct ConfigLoaderTests {
             #expect(error.description.hasPrefix("config: \(path): "))
             #expect(!error.description.contains("\n"))
         }
+    }
+
+    @Test func protectedModeRefusesAnOpenListenerWithoutTLSAndKeys() throws {
+        let open = map(("servers", map(("x", map(("command", s("c")))))), ("listen", .sequence([map(("address", s("0.0.0.0:8080")))])))
+        #expect(throws: ConfigError.self) { try ConfigLoader.load(open, baseDir: "/") }
+        let withTLSAndKeys = map(
+            ("servers", map(("x", map(("command", s("c")))))),
+            ("listen", .sequence([map(("address", s("0.0.0.0:8443")), ("tls", map(("cert", s("c.pem")), ("key", s("k.pem")))))])),
+            ("auth", map(("keys", .sequence([map(("label", s("a")), ("sha256", s(String(repeating: "a", count: 64))))])))))
+        let c = try ConfigLoader.load(withTLSAndKeys, baseDir: "/etc/sy")
+        #expect(c.listen[0].tls?.cert == "/etc/sy/c.pem")
+        #expect(c.auth.keys.first?.secret == .sha256(String(repeating: "a", count: 64)))
+    }
+
+    @Test func keysFileLines() throws {
+        let keys = try ConfigLoader.parseKeysFile("# team\nalice:\(String(repeating: "b", count: 64))\n\n", path: "k")
+        #expect(keys.map(\.label) == ["alice"])
+        #expect(throws: ConfigError.self) { try ConfigLoader.parseKeysFile("bob:123\n", path: "k") }
     }
 
     @Test(arguments: [("500ms", 500), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000), ("2", 2000), ("1.5s", 1500)])

@@ -2,9 +2,12 @@
 
 public enum ConfigLoader {
     static let topKeys: Set<String> = [
-        "listen", "servers", "default_server", "limits", "allowed_origins", "log_level", "admin", "mcpServers",
+        "listen", "servers", "default_server", "limits", "allowed_origins", "log_level", "admin", "auth", "allow_insecure",
+        "mcpServers",
     ]
-    static let serverKeys: Set<String> = ["command", "args", "env", "cwd", "spares", "pool", "disabled", "type", "description"]
+    static let serverKeys: Set<String> = [
+        "command", "args", "env", "cwd", "spares", "pool", "disabled", "type", "description", "env_passthrough", "clear_env",
+    ]
 
     /// Builds the config. `baseDir` is the config file's folder: relative `cwd` paths resolve against it.
     public static func load(_ root: ConfigNode, baseDir: String) throws(ConfigError) -> GatewayConfig {
@@ -13,7 +16,9 @@ public enum ConfigLoader {
         for (key, _) in top where !topKeys.contains(key) {
             throw ConfigError(key, "unknown key (expected one of: \(topKeys.sorted().joined(separator: ", ")))")
         }
-        if let l = root["listen"] { config.listen = try listen(l) }
+        if let l = root["listen"] { config.listen = try listen(l, baseDir: baseDir) }
+        if let a = root["auth"] { config.auth = try auth(a, baseDir: baseDir) }
+        if let i = root["allow_insecure"] { config.allowInsecure = try bool(i, "allow_insecure") }
         var servers: [ServerSpec] = []
         for key in ["servers", "mcpServers"] {
             guard let node = root[key] else { continue }
@@ -53,7 +58,22 @@ public enum ConfigLoader {
             guard let level = LogLevel(name: s) else { throw ConfigError("log_level", "expected debug, info, warn or error, got \"\(s)\"") }
             config.logLevel = level
         }
+        try checkProtectedMode(config)
         return config
+    }
+
+    /// Protected mode: a listener reachable from other hosts needs TLS and keys, unless `allow_insecure`.
+    public static func checkProtectedMode(_ config: GatewayConfig) throws(ConfigError) {
+        guard !config.allowInsecure else { return }
+        for (i, l) in config.listen.enumerated() where !l.isLoopback {
+            if l.tls == nil || !config.auth.isEnabled {
+                let missing = l.tls == nil ? (config.auth.isEnabled ? "TLS" : "TLS and keys") : "keys (auth)"
+                throw ConfigError(
+                    "listen[\(i)]",
+                    "\(l.host) is reachable from other hosts but has no \(missing); add listen[\(i)].tls and auth.keys, or set allow_insecure: true"
+                )
+            }
+        }
     }
 
     /// Server names become URL path segments: letters, digits, `.`, `_`, `-`; not `.` or `..`.
@@ -90,6 +110,8 @@ public enum ConfigLoader {
             spec.cwd = dir.hasPrefix("/") ? dir : (baseDir.hasSuffix("/") ? baseDir : baseDir + "/") + dir
         }
         if let s = node["spares"] { spec.spares = try int(s, "\(path).spares", range: 0...64) }
+        if let e = node["env_passthrough"] { spec.envPassthrough = try stringList(e, "\(path).env_passthrough") }
+        if let c = node["clear_env"] { spec.clearEnv = try bool(c, "\(path).clear_env") }
         if let p = node["pool"] { spec.pool = try pool(p, path: "\(path).pool", base: spec.pool) }
         return spec
     }
@@ -127,7 +149,93 @@ public enum ConfigLoader {
         return p
     }
 
-    static func listen(_ node: ConfigNode) throws(ConfigError) -> [ListenSpec] {
+    static func resolve(_ path: String, _ baseDir: String) -> String {
+        path.hasPrefix("/") ? path : (baseDir.hasSuffix("/") ? baseDir : baseDir + "/") + path
+    }
+
+    static func tls(_ node: ConfigNode, path: String, baseDir: String) throws(ConfigError) -> TLSSpec {
+        guard case .mapping(let m) = node else { throw ConfigError(path, "expected a mapping with cert and key") }
+        guard let c = node["cert"] else { throw ConfigError("\(path).cert", "missing (PEM certificate chain file)") }
+        guard let k = node["key"] else { throw ConfigError("\(path).key", "missing (PEM private key file)") }
+        var spec = TLSSpec(cert: resolve(try string(c, "\(path).cert"), baseDir), key: resolve(try string(k, "\(path).key"), baseDir))
+        for (key, v) in m {
+            switch key {
+            case "cert", "key": break
+            case "min_version":
+                let s = try string(v, "\(path).min_version")
+                guard s == "1.2" || s == "1.3" else { throw ConfigError("\(path).min_version", "expected \"1.2\" or \"1.3\"") }
+                spec.minVersion = s
+            case "ciphers": spec.ciphers = try string(v, "\(path).ciphers")
+            case "client_ca": spec.clientCA = resolve(try string(v, "\(path).client_ca"), baseDir)
+            default: throw ConfigError("\(path).\(key)", "unknown TLS setting (cert, key, min_version, ciphers, client_ca)")
+            }
+        }
+        return spec
+    }
+
+    static func auth(_ node: ConfigNode, baseDir: String) throws(ConfigError) -> AuthConfig {
+        guard case .mapping(let m) = node else { throw ConfigError("auth", "expected a mapping") }
+        var a = AuthConfig()
+        for (key, v) in m {
+            switch key {
+            case "header":
+                let h = try string(v, "auth.header")
+                guard !h.isEmpty, h.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else {
+                    throw ConfigError("auth.header", "not a valid header name")
+                }
+                a.header = h
+            case "keys_file": a.keysFile = resolve(try string(v, "auth.keys_file"), baseDir)
+            case "keys":
+                guard case .sequence(let items) = v else { throw ConfigError("auth.keys", "expected a list of {label, sha256}") }
+                for (i, item) in items.enumerated() {
+                    let p = "auth.keys[\(i)]"
+                    guard case .mapping(let km) = item else { throw ConfigError(p, "expected {label, sha256}") }
+                    guard let l = item["label"] else { throw ConfigError("\(p).label", "missing") }
+                    let label = try string(l, "\(p).label")
+                    var secret: KeySpec.Secret?
+                    var servers: [String]?
+                    for (k, kv) in km {
+                        switch k {
+                        case "label": break
+                        case "sha256":
+                            let hex = try string(kv, "\(p).sha256").lowercased()
+                            guard hex.count == 64, hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) else {
+                                throw ConfigError("\(p).sha256", "expected 64 hex digits (switchyard hash-key prints them)")
+                            }
+                            secret = .sha256(hex)
+                        case "secret_env": secret = .env(try string(kv, "\(p).secret_env"))
+                        case "secret_file": secret = .file(resolve(try string(kv, "\(p).secret_file"), baseDir))
+                        case "servers": servers = try stringList(kv, "\(p).servers")
+                        default: throw ConfigError("\(p).\(k)", "unknown key setting (label, sha256, secret_env, secret_file, servers)")
+                        }
+                    }
+                    guard let s = secret else { throw ConfigError(p, "needs one of sha256, secret_env, secret_file") }
+                    if a.keys.contains(where: { $0.label == label }) { throw ConfigError("\(p).label", "duplicate label \"\(label)\"") }
+                    a.keys.append(KeySpec(label: label, secret: s, servers: servers))
+                }
+            default: throw ConfigError("auth.\(key)", "unknown auth setting (header, keys, keys_file)")
+            }
+        }
+        return a
+    }
+
+    /// Parses a keys file: `label:sha256hex` per line; blank lines and `#` comments are skipped.
+    public static func parseKeysFile(_ text: String, path: String) throws(ConfigError) -> [KeySpec] {
+        var out: [KeySpec] = []
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters()
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let parts = line.split(separator: ":", maxSplits: 1)
+            let hex = parts.count == 2 ? parts[1].trimmingCharacters().lowercased() : ""
+            guard parts.count == 2, !parts[0].isEmpty, hex.count == 64,
+                hex.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) })
+            else { throw ConfigError("\(path):\(n + 1)", "expected label:sha256hex") }
+            out.append(KeySpec(label: String(parts[0]), secret: .sha256(hex)))
+        }
+        return out
+    }
+
+    static func listen(_ node: ConfigNode, baseDir: String) throws(ConfigError) -> [ListenSpec] {
         guard case .sequence(let items) = node, !items.isEmpty else {
             throw ConfigError("listen", "expected a non-empty list of {address: \"host:port\"}")
         }
@@ -142,14 +250,15 @@ public enum ConfigLoader {
                 addrNode = a
             }
             let addr = try string(addrNode, "\(path).address")
-            guard let spec = parseAddress(addr) else { throw ConfigError("\(path).address", "expected \"host:port\", got \"\(addr)\"") }
+            guard var spec = parseAddress(addr) else { throw ConfigError("\(path).address", "expected \"host:port\", got \"\(addr)\"") }
+            if let t = item["tls"] { spec.tls = try tls(t, path: "\(path).tls", baseDir: baseDir) }
             out.append(spec)
         }
         return out
     }
 
     public static func isLoopback(_ host: String) -> Bool {
-        host == "::1" || host.hasPrefix("127.") && host.split(separator: ".").count == 4
+        host == "::1" || host == "localhost" || host.hasPrefix("127.") && host.split(separator: ".").count == 4
     }
 
     /// Parses "host:port" or "[v6]:port".

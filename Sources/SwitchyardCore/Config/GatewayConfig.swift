@@ -10,6 +10,10 @@ public struct ServerSpec: Equatable, Sendable {
     public var cwd: String?
     /// How children are pooled (`pool:`).
     public var pool: PoolConfig
+    /// `env_passthrough`: gateway environment variables the child inherits beyond the safe allowlist.
+    public var envPassthrough: [String] = []
+    /// `clear_env`: inherit nothing (not even the allowlist); the child gets only `env`.
+    public var clearEnv = false
 
     public init(
         name: String, command: String, args: [String] = [], env: [(String, String)] = [], cwd: String? = nil,
@@ -68,9 +72,60 @@ public struct Limits: Equatable, Sendable {
 public struct ListenSpec: Equatable, Sendable {
     public var host: String
     public var port: Int
-    public init(host: String, port: Int) {
+    /// TLS termination on this listener (`tls:`); nil = plain HTTP.
+    public var tls: TLSSpec?
+    public init(host: String, port: Int, tls: TLSSpec? = nil) {
         self.host = host
         self.port = port
+        self.tls = tls
+    }
+
+    /// 127.0.0.0/8 or ::1 (or "localhost").
+    public var isLoopback: Bool { ConfigLoader.isLoopback(host) }
+}
+
+/// `listen[].tls`: certificate chain and key (PEM), minimum version, ciphers, optional client CA (mTLS).
+public struct TLSSpec: Equatable, Sendable {
+    public var cert: String
+    public var key: String
+    /// "1.2" (default) or "1.3".
+    public var minVersion: String = "1.2"
+    public var ciphers: String?
+    public var clientCA: String?
+    public init(cert: String, key: String) {
+        self.cert = cert
+        self.key = key
+    }
+}
+
+/// `auth:`: shared-secret keys checked on every request of every transport.
+public struct AuthConfig: Equatable, Sendable {
+    /// The header carrying the key; `Authorization` expects `Bearer <key>`, any other header the raw key.
+    public var header = "Authorization"
+    public var keys: [KeySpec] = []
+    /// `keys_file`: one `label:sha256hex` per line (absolute path after loading).
+    public var keysFile: String?
+    public init() {}
+    public var isEnabled: Bool { !keys.isEmpty || keysFile != nil }
+}
+
+public struct KeySpec: Equatable, Sendable {
+    public enum Secret: Equatable, Sendable {
+        /// Hex SHA-256 of the secret itself (without "Bearer ").
+        case sha256(String)
+        /// The secret is read from this environment variable at start-up (never from argv).
+        case env(String)
+        /// The secret is the first line of this file.
+        case file(String)
+    }
+    public var label: String
+    public var secret: Secret
+    /// Servers this key may use; nil = all.
+    public var servers: [String]?
+    public init(label: String, secret: Secret, servers: [String]? = nil) {
+        self.label = label
+        self.secret = secret
+        self.servers = servers
     }
 }
 
@@ -80,6 +135,9 @@ public struct GatewayConfig: Equatable, Sendable {
     public var defaultServer: String = ""
     public var limits = Limits()
     public var allowedOrigins: [String] = []
+    public var auth = AuthConfig()
+    /// `allow_insecure`: start even with a non-loopback listener lacking TLS or keys (protected mode off).
+    public var allowInsecure = false
     /// `admin.address`: a separate loopback-only listener with pool state as JSON (nil = off).
     public var admin: ListenSpec?
     public var logLevel: LogLevel = .info
