@@ -24,7 +24,22 @@ package final class HTTPExchange {
     package private(set) var isStreaming = false
     package private(set) var isFinished = false
 
-    init(request: OpaquePointer) { req = request }
+    /// Arrived over TLS.
+    package let isSecure: Bool
+
+    init(request: OpaquePointer, secure: Bool) {
+        req = request
+        isSecure = secure
+    }
+
+    /// The TCP peer's address, without the port.
+    package var peerAddress: String {
+        guard let r = req, let c = evhttp_request_get_connection(r) else { return "" }
+        var addr: UnsafeMutablePointer<CChar>?
+        var port: UInt16 = 0
+        evhttp_connection_get_peer(c, &addr, &port)
+        return addr.map { String(cString: $0) } ?? ""
+    }
 
     package var method: HTTPMethod {
         guard let r = req else { return .other("") }

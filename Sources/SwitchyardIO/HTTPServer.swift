@@ -67,7 +67,7 @@ package final class HTTPServer {
             h,
             { req, arg in
                 let server = Unmanaged<HTTPServer>.fromOpaque(arg!).takeUnretainedValue()
-                server.handler(HTTPExchange(request: req!))
+                server.handler(HTTPExchange(request: req!, secure: server.tls != nil))
             }, Unmanaged.passUnretained(self).toOpaque())
     }
 

@@ -37,7 +37,7 @@ extension Gateway {
                 else { throw ConfigError("auth.keys[\(i)].secret_file", "cannot read a secret from \(path)") }
                 digest = Digest.sha256(Array(line.utf8))
             }
-            keys.append(Key(label: spec.label, digest: digest, servers: spec.servers))
+            keys.append(Key(label: spec.label, digest: digest, servers: spec.servers, limits: spec.limits))
         }
         if keys.isEmpty { throw ConfigError("auth", "no keys configured") }
         return KeyRing(keys: keys)
@@ -68,9 +68,48 @@ extension Gateway {
                     ex, 403, "Forbidden", JSONRPCErrorCode.serverError, "Forbidden: key \"\(key.label)\" may not use server \"\(server)\"")
                 return false
             }
+            // Token bucket per key (429 + Retry-After).
+            if key.limits.rate > 0 {
+                var bucket =
+                    keyBuckets[key.label] ?? TokenBucket(ratePerSecond: key.limits.rate, burst: key.limits.burst, nowMs: loop.nowMillis)
+                let wait = bucket.take(nowMs: loop.nowMillis)
+                keyBuckets[key.label] = bucket
+                if let wait {
+                    let seconds = max(1, (wait + 999) / 1000)
+                    log.debug("rate_limited", [("key", key.label)])
+                    respondError(
+                        ex, 429, "Too Many Requests", JSONRPCErrorCode.serverError,
+                        "Too Many Requests: key \"\(key.label)\" is limited to \(key.limits.rate) requests/s",
+                        extra: [("Retry-After", String(seconds))])
+                    return false
+                }
+            }
             requestKey = key
             return true
         }
+    }
+
+    /// True (and a 429 sent) when the request's key already has `max_sessions` sessions.
+    func keySessionLimitReached(_ ex: HTTPExchange) -> Bool {
+        guard let key = requestKey, key.limits.maxSessions > 0 else { return false }
+        let open = sessions.values.reduce(0) { $0 + ($1.keyLabel == key.label ? 1 : 0) }
+        guard open >= key.limits.maxSessions else { return false }
+        respondError(
+            ex, 429, "Too Many Requests", JSONRPCErrorCode.serverError,
+            "Too Many Requests: key \"\(key.label)\" has its maximum of \(key.limits.maxSessions) sessions", extra: [("Retry-After", "5")])
+        return true
+    }
+
+    /// True (and a 429 sent) when the request's key already holds `max_streams` open SSE streams.
+    func keyStreamLimitReached(_ ex: HTTPExchange) -> Bool {
+        guard let key = requestKey, key.limits.maxStreams > 0 else { return false }
+        let open = streams.values.reduce(0) { $0 + ($1.session?.keyLabel == key.label ? 1 : 0) }
+        guard open >= key.limits.maxStreams else { return false }
+        respondError(
+            ex, 429, "Too Many Requests", JSONRPCErrorCode.serverError,
+            "Too Many Requests: key \"\(key.label)\" has its maximum of \(key.limits.maxStreams) open streams",
+            extra: [("Retry-After", "5")])
+        return true
     }
 
     /// 401 with a JSON body and a Bearer challenge without resource_metadata, so OAuth-capable clients

@@ -18,7 +18,7 @@ extension Gateway {
             respondError(ex, 406, "Not Acceptable", JSONRPCErrorCode.serverError, "Not Acceptable: GET needs Accept: text/event-stream")
             return
         }
-        guard admitSession(ex) else { return }
+        guard admitSession(ex), !keyStreamLimitReached(ex) else { return }
         let session = Session(id: SecureRandom.hex(bytes: 16), serverName: pool.spec.name, transport: .legacy, nowMs: loop.nowMillis)
         sessions[session.id] = session
         session.keyLabel = requestKey?.label

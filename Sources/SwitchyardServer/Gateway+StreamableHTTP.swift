@@ -40,8 +40,15 @@ extension Gateway {
                 respondJSON(ex, 404, "Not Found", body)
                 return
             }
-            // Origin before anything else (H-30, A-09).
-            if ex.headerCount("Origin") > 1 || !origins.permits(ex.header("Origin")) {
+            // Origin before anything else (H-30, A-09): loopback, the allowed list, or this gateway's own
+            // origin as the client reached it (through trusted proxies).
+            let view = ClientView.resolve(
+                peer: ex.peerAddress, secure: ex.isSecure, host: ex.header("Host"), forwardedFor: ex.header("X-Forwarded-For"),
+                forwardedHost: ex.header("X-Forwarded-Host"), forwardedProto: ex.header("X-Forwarded-Proto"), trusted: config.trustedProxies
+            )
+            let origin = ex.header("Origin")
+            let sameOrigin = view.viaTrustedProxy && origin != nil && origin?.lowercased() == view.origin
+            if ex.headerCount("Origin") > 1 || !(origins.permits(origin) || sameOrigin) {
                 respondError(ex, 403, "Forbidden", JSONRPCErrorCode.serverError, "Forbidden: Origin not allowed")
                 return
             }
@@ -320,6 +327,7 @@ extension Gateway {
 
     /// False (and a 503 sent) when the session limit is reached.
     func admitSession(_ ex: HTTPExchange) -> Bool {
+        if keySessionLimitReached(ex) { return false }
         guard sessions.count < config.limits.maxSessions else {
             log.warn("session_limit", [("max_sessions", String(config.limits.maxSessions))])
             respondError(
@@ -377,6 +385,7 @@ extension Gateway {
             return
         }
         guard let session = lookupSession(ex, ex.header("Mcp-Session-Id"), pool) else { return }
+        if session.getStream == nil && keyStreamLimitReached(ex) { return }
         // A new GET replaces the old stream instead of 409 (H-12, P9).
         if let old = session.getStream {
             log.debug("get_stream_replaced", [("session", session.id)])

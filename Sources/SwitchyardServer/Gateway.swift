@@ -19,6 +19,7 @@ package final class Gateway {
     /// The key of the request being handled. Set by `authorize` and read synchronously during the same
     /// callback (session creation and lookup); never across callbacks.
     var requestKey: Key?
+    var keyBuckets: [String: TokenBucket] = [:]
     let origins: OriginPolicy
     var pools: [String: ServerPool] = [:]
     var sessions: [String: Session] = [:]

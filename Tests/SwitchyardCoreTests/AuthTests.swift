@@ -52,3 +52,19 @@ struct AuthTests {
         #expect(AuthPolicy.presentedSecret(header: header, values: values, query: query) == .failure(decision))
     }
 }
+
+struct TokenBucketTests {
+    @Test func allowsBurstThenRefillsAtRate() {
+        var b = TokenBucket(ratePerSecond: 2, burst: 3, nowMs: 0)
+        #expect(b.take(nowMs: 0) == nil)
+        #expect(b.take(nowMs: 0) == nil)
+        #expect(b.take(nowMs: 0) == nil)
+        #expect(b.take(nowMs: 0) == 500)  // one token every 500 ms
+        #expect(b.take(nowMs: 499) != nil)
+        #expect(b.take(nowMs: 1000) == nil)
+        #expect(b.take(nowMs: 100_000) == nil)  // refills only up to the burst
+        #expect(b.take(nowMs: 100_000) == nil)
+        #expect(b.take(nowMs: 100_000) == nil)
+        #expect(b.take(nowMs: 100_000) != nil)
+    }
+}

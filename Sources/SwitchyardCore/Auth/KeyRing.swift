@@ -5,10 +5,12 @@ public struct Key: Equatable, Sendable {
     public var label: String
     public var digest: [UInt8]
     public var servers: [String]?
-    public init(label: String, digest: [UInt8], servers: [String]?) {
+    public var limits: KeyLimits
+    public init(label: String, digest: [UInt8], servers: [String]?, limits: KeyLimits = KeyLimits()) {
         self.label = label
         self.digest = digest
         self.servers = servers
+        self.limits = limits
     }
 
     public func allows(server: String) -> Bool { servers.map { $0.contains(server) } ?? true }

@@ -3,6 +3,7 @@
 public enum ConfigLoader {
     static let topKeys: Set<String> = [
         "listen", "servers", "default_server", "limits", "allowed_origins", "log_level", "admin", "auth", "allow_insecure",
+        "trusted_proxies",
         "mcpServers",
     ]
     static let serverKeys: Set<String> = [
@@ -51,6 +52,12 @@ public enum ConfigLoader {
                     "admin.address", "must be a loopback address (127.0.0.0/8 or ::1): the admin endpoint has no authentication")
             }
             config.admin = spec
+        }
+        if let t = root["trusted_proxies"] {
+            for (i, text) in try stringList(t, "trusted_proxies").enumerated() {
+                guard let c = CIDR(text) else { throw ConfigError("trusted_proxies[\(i)]", "expected an address or CIDR, got \"\(text)\"") }
+                config.trustedProxies.append(c)
+            }
         }
         if let o = root["allowed_origins"] { config.allowedOrigins = try stringList(o, "allowed_origins") }
         if let lv = root["log_level"] {
@@ -194,6 +201,7 @@ public enum ConfigLoader {
                     let label = try string(l, "\(p).label")
                     var secret: KeySpec.Secret?
                     var servers: [String]?
+                    var limits = KeyLimits()
                     for (k, kv) in km {
                         switch k {
                         case "label": break
@@ -206,12 +214,31 @@ public enum ConfigLoader {
                         case "secret_env": secret = .env(try string(kv, "\(p).secret_env"))
                         case "secret_file": secret = .file(resolve(try string(kv, "\(p).secret_file"), baseDir))
                         case "servers": servers = try stringList(kv, "\(p).servers")
-                        default: throw ConfigError("\(p).\(k)", "unknown key setting (label, sha256, secret_env, secret_file, servers)")
+                        case "max_sessions": limits.maxSessions = try int(kv, "\(p).max_sessions", range: 0...1_000_000)
+                        case "max_streams": limits.maxStreams = try int(kv, "\(p).max_streams", range: 0...1_000_000)
+                        case "rate":
+                            guard let r = Double(try string(kv, "\(p).rate")), r >= 0, r.isFinite else {
+                                throw ConfigError("\(p).rate", "expected requests per second (a number ≥ 0)")
+                            }
+                            limits.rate = r
+                        case "burst":
+                            guard let b = Double(try string(kv, "\(p).burst")), b >= 1, b.isFinite else {
+                                throw ConfigError("\(p).burst", "expected a number ≥ 1")
+                            }
+                            limits.burst = b
+                        default:
+                            throw ConfigError(
+                                "\(p).\(k)",
+                                "unknown key setting (label, sha256, secret_env, secret_file, servers, max_sessions, max_streams, rate, burst)"
+                            )
                         }
                     }
                     guard let s = secret else { throw ConfigError(p, "needs one of sha256, secret_env, secret_file") }
                     if a.keys.contains(where: { $0.label == label }) { throw ConfigError("\(p).label", "duplicate label \"\(label)\"") }
-                    a.keys.append(KeySpec(label: label, secret: s, servers: servers))
+                    var spec = KeySpec(label: label, secret: s, servers: servers)
+                    if limits.rate > 0 && limits.burst == 0 { limits.burst = max(1, limits.rate) }
+                    spec.limits = limits
+                    a.keys.append(spec)
                 }
             default: throw ConfigError("auth.\(key)", "unknown auth setting (header, keys, keys_file)")
             }

@@ -122,6 +122,7 @@ public struct KeySpec: Equatable, Sendable {
     public var secret: Secret
     /// Servers this key may use; nil = all.
     public var servers: [String]?
+    public var limits = KeyLimits()
     public init(label: String, secret: Secret, servers: [String]? = nil) {
         self.label = label
         self.secret = secret
@@ -136,6 +137,8 @@ public struct GatewayConfig: Equatable, Sendable {
     public var limits = Limits()
     public var allowedOrigins: [String] = []
     public var auth = AuthConfig()
+    /// `trusted_proxies`: peers whose X-Forwarded-For/-Host/-Proto are believed.
+    public var trustedProxies: [CIDR] = []
     /// `allow_insecure`: start even with a non-loopback listener lacking TLS or keys (protected mode off).
     public var allowInsecure = false
     /// `admin.address`: a separate loopback-only listener with pool state as JSON (nil = off).
