@@ -9,7 +9,7 @@ BIN := .build/release/switchyard
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: deps build release run test unit e2e lint format bench venv clean
+.PHONY: deps build release run test unit e2e lint format bench venv clean fuzz
 
 # System packages (idempotent; skipped when everything is present).
 APT_PKGS := libevent-dev libssl-dev pkg-config curl wrk python3-venv
@@ -37,8 +37,28 @@ $(VENV2)/.ok: Tests/e2e/requirements-mcp2.txt
 	$(PY) -m venv $(VENV2) && $(VENV2)/bin/pip install -q -r $< && touch $@
 venv: deps $(VENV1)/.ok $(VENV2)/.ok
 
+FUZZ_TARGETS := FuzzEnvelope FuzzHTTPInputs FuzzConfig
+FUZZ_SECONDS ?= 60
+CLANG_RT := $(shell dirname $$(dirname $$(readlink -f $$(which swift))))/lib/clang
+FUZZ_FLAGS := -c release --scratch-path .build-fuzz -Xswiftc -sanitize=address \
+  -Xswiftc -sanitize-coverage=edge,inline-8bit-counters,pc-table,trace-cmp -Xswiftc -DFUZZING \
+  -Xlinker $$(ls $(CLANG_RT)/*/lib/linux/libclang_rt.fuzzer_no_main-x86_64.a | head -1) -Xlinker -lstdc++
+
 unit: deps
 	$(SWIFT) test
+	@# Fuzz regression replay: every corpus input and every saved crash goes through each target.
+	@for t in $(FUZZ_TARGETS); do $(SWIFT) build --product $$t >/dev/null && \
+	  .build/debug/$$t Tests/Fuzz/Corpus/$$t Tests/Fuzz/FailCases/$$t || exit 1; done
+
+# libFuzzer for FUZZ_SECONDS per target; crashes are saved under Tests/Fuzz/FailCases/<target>/ (commit them).
+fuzz: deps
+	@for t in $(FUZZ_TARGETS); do \
+	  $(SWIFT) build $(FUZZ_FLAGS) --product $$t 2>&1 | grep -E "error|warning: unre" ; \
+	  corpus=$$(mktemp -d); cp Tests/Fuzz/Corpus/$$t/* $$corpus/ 2>/dev/null; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS)s"; \
+	  .build-fuzz/release/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=Tests/Fuzz/FailCases/$$t/ $$corpus 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" ; \
+	  rm -rf $$corpus; done
 
 e2e: build venv
 	SWITCHYARD_BIN=$(abspath $(BIN)) MCP2_PYTHON=$(abspath $(VENV2))/bin/python \

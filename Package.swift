@@ -43,6 +43,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
+        // Fuzz targets: libFuzzer under `make fuzz`, regression replayers in `make test` (Tests/Fuzz).
+        .target(name: "FuzzSupport", path: "Tests/Fuzz/FuzzSupport"),
+        .executableTarget(name: "FuzzEnvelope", dependencies: ["FuzzSupport", "SwitchyardCore"], path: "Tests/Fuzz/FuzzEnvelope"),
+        .executableTarget(name: "FuzzHTTPInputs", dependencies: ["FuzzSupport", "SwitchyardCore"], path: "Tests/Fuzz/FuzzHTTPInputs"),
+        .executableTarget(
+            name: "FuzzConfig", dependencies: ["FuzzSupport", "SwitchyardCore", "SwitchyardServer"], path: "Tests/Fuzz/FuzzConfig"),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
         .testTarget(
             name: "SwitchyardServerTests", dependencies: ["SwitchyardServer", "SwitchyardCore"],

@@ -13,6 +13,12 @@ package enum ConfigFile {
         } catch {
             throw ConfigError("", "cannot read \(path): \((error as NSError).localizedDescription)")
         }
+        let dir = (URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().path)
+        return try parse(text: text, name: path, baseDir: dir)
+    }
+
+    /// Parses config text; `name` appears in errors, `baseDir` anchors relative paths.
+    package static func parse(text: String, name path: String, baseDir dir: String) throws(ConfigError) -> GatewayConfig {
         let node: Yams.Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -22,7 +28,6 @@ package enum ConfigFile {
             throw ConfigError("", "\(path) is not valid YAML/JSON")
         }
         guard let node else { throw ConfigError("", "\(path) is empty") }
-        let dir = (URL(fileURLWithPath: path).standardizedFileURL.deletingLastPathComponent().path)
         return try ConfigLoader.load(convert(node), baseDir: dir)
     }
 

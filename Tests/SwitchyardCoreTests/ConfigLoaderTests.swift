@@ -100,6 +100,9 @@ struct ConfigLoaderTests {
     @Test func badDurationsAndSizes() {
         #expect(Units.durationMillis("soon") == nil)
         #expect(Units.durationMillis("-1s") == nil)
+        #expect(Units.durationMillis("8888888888888888888888") == nil)  // found by FuzzHTTPInputs
+        #expect(Units.durationMillis("nan") == nil)
+        #expect(ConfigError("a\nb", "c\td").description == "config: a\\nb: c\\td")
         #expect(Units.bytes("4MiB") == 4 << 20)
         #expect(Units.bytes("64K") == 64 << 10)
         #expect(Units.bytes("12") == 12)

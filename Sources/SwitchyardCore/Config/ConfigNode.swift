@@ -32,5 +32,23 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible, Sendable {
         self.path = path
         self.problem = problem
     }
-    public var description: String { path.isEmpty ? "config: \(problem)" : "config: \(path): \(problem)" }
+    /// One line, always: control characters from keys or values are escaped.
+    public var description: String {
+        let text = path.isEmpty ? "config: \(problem)" : "config: \(path): \(problem)"
+        var out = ""
+        for u in text.unicodeScalars {
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || (u.value >= 0x7F && u.value < 0xA0) || u.value == 0x2028 || u.value == 0x2029 {
+                    out += "\\u{\(String(u.value, radix: 16))}"
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out
+    }
 }

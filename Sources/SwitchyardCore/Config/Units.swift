@@ -5,13 +5,15 @@ public enum Units {
     public static func durationMillis(_ s: String) -> Int? {
         let t = s.trimmingCharacters()
         let table: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        // Anything beyond ~30 years is a typo, not a timeout; it must not overflow Int either.
+        let limit = 1e12
         for (suffix, scale) in table where t.hasSuffix(suffix) {
             let num = t.dropLast(suffix.count)
             // "5m" must not be read as "5" + "m" when the suffix is "ms" etc: the table order handles it.
-            if let v = Double(num), v >= 0, v.isFinite { return Int(v * scale) }
+            if let v = Double(num), v >= 0, v * scale <= limit { return Int(v * scale) }
             return nil
         }
-        if let v = Double(t), v >= 0, v.isFinite { return Int(v * 1000) }
+        if let v = Double(t), v >= 0, v * 1000 <= limit { return Int(v * 1000) }
         return nil
     }
 
