@@ -82,7 +82,6 @@ extension Gateway {
         child.initialized = true
         child.state = .ready
         child.idleSinceMs = loop.nowMillis
-        pool.backoff.recordSuccess()
         let latency = loop.nowMillis - child.spawnedAtMs
         pool.stats.spawnLatencyTotalMs += latency
         pool.stats.spawnLatencyCount += 1
@@ -377,8 +376,15 @@ extension Gateway {
         let wasExpected = child.state == .exiting
         if !wasExpected && !shuttingDown {
             pool.stats.crashes += 1
-            // Died before it ever answered initialize: a start-up failure (crash-loop guard).
-            if !child.initialized { startupFailed(child) }
+            // Crash-loop guard: dying before initialize is a start-up failure; so is the third crash of
+            // initialized children within `crashWindowMs` (a server that starts, then dies at once).
+            let now = loop.nowMillis
+            pool.recentCrashes.removeAll { $0 < now - Gateway.crashWindowMs }
+            if child.initialized { pool.recentCrashes.append(now) }
+            if !child.initialized || pool.recentCrashes.count >= Gateway.crashesForBackoff {
+                if child.exitDescription == nil { child.exitDescription = reason.rawValue }
+                startupFailed(child)
+            }
         }
         let message = "MCP server process exited (\(child.exitDescription ?? reason.rawValue))"
         failPending(child, message: message)
@@ -397,9 +403,9 @@ extension Gateway {
 
     /// Moves a shared session to another child: subscriptions are replayed there and `list_changed` is
     /// broadcast for what the old child declared, so clients refresh their lists.
-    func relocate(_ session: Session, from old: Child) {
+    func relocate(_ session: Session, from old: Child, announce: Bool = true) {
         let pool = old.pool
-        let kinds = old.shared?.listChanged ?? []
+        let kinds = announce ? (old.shared?.listChanged ?? []) : []
         attach(session, pool) { [weak self, weak session] result in
             guard let self, let session else { return }
             guard case .success(let child) = result else { return }  // the next request retries placement
@@ -442,25 +448,17 @@ extension Gateway {
                 }
             }
             // Recycling by age or use: drain, then replace.
-            if child.state == .ready || child.state == .spare,
-                (cfg.maxLifetimeMs > 0 && now - child.spawnedAtMs >= cfg.maxLifetimeMs)
-                    || (cfg.maxRequests > 0 && child.requestsServed >= cfg.maxRequests)
-            {
-                if child.state == .spare {
-                    pool.stats.recycles += 1
-                    terminate(child, reason: .finished)
-                } else {
-                    child.state = .draining
-                    log.info("child_draining", [("pid", String(child.pid)), ("served", String(child.requestsServed))])
-                }
+            if child.state == .ready || child.state == .spare, cfg.maxLifetimeMs > 0 && now - child.spawnedAtMs >= cfg.maxLifetimeMs {
+                startDraining(child)
             }
             if child.state == .draining && child.pending.isEmpty && child.waiting.isEmpty {
                 pool.stats.recycles += 1
-                let sessions = Array(child.sessions.values)
-                for s in sessions { unbind(s) }
                 terminate(child, reason: .finished)
-                for s in sessions where !s.lifecycle.isEnded { relocate(s, from: child) }
                 continue
+            }
+            // A child that stayed up clears the crash-loop counter (set by start failures and early crashes).
+            if pool.backoff.failures > 0, child.initialized, now - child.spawnedAtMs >= Gateway.stableUptimeMs {
+                pool.backoff.recordSuccess()
             }
             // Shared children above min_idle with no sessions for idle_timeout.
             if child.isShared, child.state == .ready, child.sessions.isEmpty, now - child.idleSinceMs >= cfg.idleTimeoutMs,
@@ -470,6 +468,33 @@ extension Gateway {
             }
         }
         serveWaiters(pool)
+    }
+
+    /// A child up this long clears the crash-loop counter.
+    static let stableUptimeMs = 10_000
+    /// This many crashes of initialized children within the window count as a crash loop.
+    static let crashesForBackoff = 3
+    static let crashWindowMs = 30_000
+
+    /// Stops placing work on a child and moves its sessions elsewhere; it is ended once its in-flight
+    /// requests settle. Dedicated children are only recycled while they are spares (a session's state
+    /// cannot be moved).
+    func startDraining(_ child: Child) {
+        switch child.state {
+        case .spare:
+            child.pool.stats.recycles += 1
+            terminate(child, reason: .finished)
+        case .ready:
+            child.state = .draining
+            log.info("child_draining", [("pid", String(child.pid)), ("served", String(child.requestsServed))])
+            let sessions = Array(child.sessions.values)
+            for s in sessions {
+                unbind(s)
+                if !s.lifecycle.isEnded { relocate(s, from: child, announce: false) }
+            }
+        default:
+            break
+        }
     }
 
     /// One request ran out of time: the child is told to cancel it (child-side id) and the client gets -32001.

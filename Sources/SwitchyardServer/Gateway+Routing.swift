@@ -111,6 +111,10 @@ extension Gateway {
             progressToken: token, kind: kind, deadlineMs: timeout > 0 ? now + timeout : 0)
         child.requestsServed += 1
         pool.stats.requests += 1
+        // max_requests is a cap: the child takes no new work once it is reached.
+        if pool.config.maxRequests > 0 && child.requestsServed >= pool.config.maxRequests && child.state == .ready {
+            loop.runSoon { [weak self] in self?.startDraining(child) }
+        }
         let out = OutBuffer()
         withEdits(body, edits) { out.append($0) }
         out.append("\n")
@@ -312,7 +316,6 @@ extension Gateway {
         let top = Span(0, bytes.count)
         if let (result, kind) = EnvelopeScanner.member(bytes, of: top, key: "\"result\""), kind == .object {
             child.initialized = true
-            child.pool.backoff.recordSuccess()
             let latency = loop.nowMillis - child.spawnedAtMs
             child.pool.stats.spawnLatencyTotalMs += latency
             child.pool.stats.spawnLatencyCount += 1

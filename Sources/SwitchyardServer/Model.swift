@@ -191,6 +191,8 @@ final class ServerPool {
     var spares: [Child] = []
     var waiters: [Waiter] = []
     var backoff = Backoff()
+    /// When initialized children crashed recently (crash-loop detection).
+    var recentCrashes: [Int] = []
     var refillTimer: Timer?
     var stats = PoolStats()
 

@@ -150,6 +150,7 @@ class McpHttp:
         self.timeout = timeout
         self.sid: str | None = None
         self.init_result: dict | None = None
+        self.proto = PROTO
 
     def exchange(self, method: str, body: bytes | None = None, headers: dict | None = None,
                  timeout: float | None = None) -> Reply:
@@ -158,7 +159,7 @@ class McpHttp:
             h["Content-Type"] = "application/json"
         if self.sid:
             h["Mcp-Session-Id"] = self.sid
-            h["MCP-Protocol-Version"] = PROTO
+            h["MCP-Protocol-Version"] = self.proto
         h.update(headers or {})
         c = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
         t0 = time.monotonic()
@@ -174,9 +175,11 @@ class McpHttp:
     def post(self, msg, **kw) -> Reply:
         return self.exchange("POST", json.dumps(msg).encode(), **kw)
 
-    def initialize(self, id_=1, name: str = "pool-e2e", send_initialized: bool = True, **kw) -> Reply:
+    def initialize(self, id_=1, name: str = "pool-e2e", send_initialized: bool = True, proto: str = PROTO,
+                   **kw) -> Reply:
+        self.proto = proto
         r = self.post({"jsonrpc": "2.0", "id": id_, "method": "initialize",
-                       "params": {"protocolVersion": PROTO, "capabilities": {},
+                       "params": {"protocolVersion": proto, "capabilities": {},
                                   "clientInfo": {"name": name, "version": "0"}}}, **kw)
         if r.status == 200 and r.headers.get("mcp-session-id"):
             a = r.answer()

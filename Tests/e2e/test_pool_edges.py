@@ -206,27 +206,64 @@ def test_idle_children_above_min_idle_stop(switchyard):
                what="shared children above min_idle to stop after idle_timeout")
 
 
-def test_recycle_by_max_requests_no_failures(switchyard):
+def test_recycle_by_max_requests_under_continuous_load(switchyard):
+    """Recycling drains: under continuous load a draining child takes no new requests, is replaced, and no
+    request fails."""
     srv = fastmcp_server()
     srv["pool"] = shared(max_children=2, min_idle=1, max_requests=3)
     d, admin = pool_daemon(switchyard, {"fix": srv})
     cs = [McpHttp(d).must_initialize() for _ in range(2)]
-    pids = set()
-    for rnd in range(3):
-        out = {}
+    stop = threading.Event()
+    failures, answered = [], [0]
 
-        def go(k):
-            out[k] = cs[k].call("sleep", {"seconds": 0.3, "steps": 0}, id_=rnd, timeout=30)
+    def load(k):
+        n = 0
+        if k == 1:
+            cs[k].call("sleep", {"seconds": 0.15, "steps": 0}, id_=0)  # stagger: always one request in flight
+        while not stop.is_set():
+            n += 1
+            r = cs[k].call("sleep", {"seconds": 0.3, "steps": 0}, id_=n, timeout=30)
+            try:
+                assert result_text(r.answer(n)) == "slept"
+                answered[0] += 1
+            except AssertionError as e:
+                failures.append(f"session {k} request {n}: {e}")
 
-        ts = [threading.Thread(target=go, args=(k,)) for k in range(2)]
-        [t.start() for t in ts]
+    ts = [threading.Thread(target=load, args=(k,)) for k in range(2)]
+    [t.start() for t in ts]
+    draining_served: dict[int, int] = {}
+    grew = []
+    try:
+        def recycled():
+            for ch in admin.children("fix", live_only=False):
+                if ch["state"] == "draining":
+                    first = draining_served.setdefault(ch["pid"], ch["served"])
+                    if ch["served"] > first:
+                        grew.append((ch["pid"], first, ch["served"]))
+            return admin.pool("fix")["totals"]["recycles"] >= 1
+        try:
+            wait_until(recycled, 8, interval=0.1, what="a recycle under continuous load")
+        except AssertionError:
+            raise AssertionError(f"max_requests=3 with two sessions always busy: no child recycled within 8s; "
+                                 f"children {admin.children('fix', live_only=False)}; "
+                                 f"draining child kept receiving requests (pid, served at drain, later): {grew[:1] + grew[-1:]}")
+    finally:
+        stop.set()
         [t.join(30) for t in ts]
-        for k in range(2):
-            assert result_text(out[k].answer()) == "slept", f"round {rnd} session {k}: {out[k]!r}"
-        for k in range(2):
-            pids.add(int(result_text(cs[k].call("whoami", {}, id_=100 + rnd).answer())))
-    assert len(pids) >= 2, f"max_requests 3 with 12 requests: the child should have been recycled, pids {pids}"
-    assert admin.pool("fix")["totals"]["recycles"] >= 1, admin.pool("fix")
+    assert not failures, failures
+    assert not grew, f"a draining child was given new requests (pid, served when draining began, later): {grew[:1] + grew[-1:]}"
+
+
+def test_max_requests_is_a_cap(switchyard):
+    """`max_requests: 3`: no child should answer more than 3 requests."""
+    srv = fastmcp_server()
+    srv["pool"] = shared(max_children=2, min_idle=1, max_requests=3)
+    d, admin = pool_daemon(switchyard, {"fix": srv})
+    c = McpHttp(d).must_initialize()
+    seq = [int(result_text(c.call("whoami", {}, id_=k).answer())) for k in range(8)]
+    counts = {p: seq.count(p) for p in dict.fromkeys(seq)}
+    assert max(counts.values()) <= 3, \
+        f"max_requests=3 but a child served more: whoami sequence {seq} (requests per pid {counts})"
 
 
 def test_dedicated_child_crash_ends_session(switchyard):
@@ -241,3 +278,121 @@ def test_dedicated_child_crash_ends_session(switchyard):
     r2 = c.call("echo", {"text": "x"}, id_=2)
     assert r2.status == 404, f"dedicated session whose child exited must end: {r2!r}"
     assert "exit" in r2.body.decode().lower(), r2
+
+
+def test_duplicate_ids_in_one_session_and_batch(switchyard):
+    srv = fastmcp_server()
+    srv["pool"] = shared(max_children=1, min_idle=1)
+    d, admin = pool_daemon(switchyard, {"fix": srv})
+    c = McpHttp(d).must_initialize()
+    with ThreadPoolExecutor(4) as ex:
+        rs = list(ex.map(lambda k: (k, c.call("sleep", {"seconds": 0.2, "steps": 0}, id_=1) if k == 0
+                                    else c.call("echo", {"text": f"same-{k}"}, id_=1)), range(4)))
+    for k, r in rs:
+        assert r.answer().get("id") == 1
+        assert result_text(r.answer()) == ("slept" if k == 0 else f"same-{k}"), f"request {k}: {r!r}"
+    b = McpHttp(d)
+    r = b.initialize(proto="2025-03-26")
+    assert b.sid, r
+    batch = [{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "b1"}}},
+             {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "b2"}}}]
+    r = b.post(batch)
+    assert r.status == 200, r
+    got = sorted(result_text(m) for m in r.messages if m.get("id") == 1 and "result" in m)
+    assert got == ["b1", "b2"], f"batch with a duplicated id: {r!r}"
+
+
+@pytest.mark.parametrize("proto", ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"])
+def test_initialize_version_echo_shared(switchyard, proto):
+    srv = fastmcp_server()
+    srv["pool"] = shared(max_children=1, min_idle=1)
+    d, admin = pool_daemon(switchyard, {"fix": srv})
+    c = McpHttp(d)
+    r = c.initialize(proto=proto)
+    assert c.sid, r
+    assert c.init_result["protocolVersion"] == proto, f"client asked {proto}, got {c.init_result['protocolVersion']}"
+    assert result_text(c.call("echo", {"text": proto}).answer()) == proto
+
+
+def test_subscribe_refcount_is_per_session(switchyard, tmp_path):
+    d, admin, rec = rec_daemon(switchyard, tmp_path)
+    X = "file:///set"
+    A, B, C = (McpHttp(d).must_initialize() for _ in range(3))
+
+    def ok(c, method, id_):
+        r = c.request(method, {"uri": X}, id_=id_)
+        assert r.status == 200 and r.answer(id_).get("result") == {}, f"{method}: {r!r}"
+
+    def barrier():
+        assert result_text(C.call("echo", {"text": "b"}, id_=50).answer()) == "b"
+
+    ok(A, "resources/subscribe", 1)
+    ok(A, "resources/subscribe", 2)       # the same session again: no second reference
+    # B never subscribed: its unsubscribe must not release A's subscription
+    r = B.request("resources/unsubscribe", {"uri": X}, id_=3)
+    assert r.status == 200, r
+    barrier()
+    assert rec.msgs("resources/unsubscribe") == [], \
+        f"an unsubscribe from a session that never subscribed reached the child: {rec.msgs('resources/unsubscribe')}"
+    g = A.open_get()
+    try:
+        C.call("touch", {"uri": X}, id_=4)
+        g.wait_message(is_updated(X), 10)
+    finally:
+        g.close()
+    ok(A, "resources/unsubscribe", 5)     # one unsubscribe ends A's (single) subscription
+    barrier()
+    assert len(rec.msgs("resources/unsubscribe")) == 1, \
+        f"A subscribed twice, unsubscribed once -> the child should get one unsubscribe: {rec.msgs('resources/unsubscribe')}"
+    assert len(rec.msgs("resources/subscribe")) == 1, rec.msgs("resources/subscribe")
+
+
+def test_concurrent_first_subscribes_reach_child_once(switchyard, tmp_path):
+    d, admin, rec = rec_daemon(switchyard, tmp_path)
+    X = "file:///race"
+    cs = [McpHttp(d).must_initialize() for _ in range(12)]
+    bar = threading.Barrier(len(cs), timeout=10)
+
+    def sub(c):
+        bar.wait()
+        return c.request("resources/subscribe", {"uri": X}, id_=1)
+
+    with ThreadPoolExecutor(len(cs)) as ex:
+        rs = list(ex.map(sub, cs))
+    for r in rs:
+        assert r.status == 200 and r.answer(1).get("result") == {}, r
+    assert result_text(cs[0].call("echo", {"text": "b"}).answer()) == "b"
+    subs = rec.msgs("resources/subscribe")
+    assert len(subs) == 1, f"12 concurrent first subscribes: the child must get exactly one, got {len(subs)}"
+    gs = [c.open_get() for c in cs]
+    try:
+        cs[0].call("touch", {"uri": X}, id_=2)
+        for g in gs:
+            g.wait_message(is_updated(X), 10)
+    finally:
+        for g in gs:
+            g.close()
+
+
+def test_abandoned_waiter_does_not_take_the_slot(switchyard):
+    """A queued initialize whose client hung up must not consume the slot when it frees."""
+    import socket as _s
+    srv = fastmcp_server()
+    srv["pool"] = shared(max_children=1, max_sessions_per_child=1, min_idle=1, queue_timeout="4s")
+    d, admin = pool_daemon(switchyard, {"fix": srv})
+    first = McpHttp(d).must_initialize()
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                       "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                  "clientInfo": {"name": "ghost", "version": "0"}}}).encode()
+    sock = _s.create_connection((d.host, d.port), timeout=5)
+    sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Accept: application/json, text/event-stream\r\nContent-Length: " + str(len(body)).encode()
+                 + b"\r\n\r\n" + body)
+    wait_until(lambda: admin.pool("fix")["waiting_sessions"] == 1, 5, what="the ghost initialize to be queued")
+    sock.close()
+    assert first.delete().status == 200
+    third = McpHttp(d)
+    r = third.initialize(timeout=15)
+    assert third.sid, (f"the slot went to a client that had hung up: a new initialize got {r!r}; "
+                       f"sessions now {admin.sessions('fix')}")
+    assert r.elapsed < 3, f"new initialize waited {r.elapsed:.1f}s"

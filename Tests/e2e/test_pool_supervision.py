@@ -265,3 +265,28 @@ def test_shutdown_kills_child_process_groups(switchyard, tmp_path):
     finally:
         if pid_alive(gpid):
             os.kill(gpid, signal.SIGKILL)
+
+
+def test_child_dying_right_after_initialize_is_backed_off(switchyard, tmp_path):
+    """A child that answers initialize and then exits at once is a crash loop too: respawns must back off.
+
+    (The window below measures a spawn rate; it is not used for synchronisation.)
+    """
+    from poolkit import recording_server
+    srv = recording_server(str(tmp_path / "rec.jsonl"))
+    srv["env"]["RECORD_EXIT_AFTER_INIT"] = "1"
+    srv["pool"] = shared(max_children=2, min_idle=1, restart_backoff="1s", restart_backoff_max="30s")
+    d, admin = pool_daemon(switchyard, {"rec": srv})
+    c = McpHttp(d)
+    c.initialize(timeout=15)
+    if c.sid:
+        r = c.call("echo", {"text": "x"}, timeout=10)
+        assert "error" in r.answer(), r
+    s0 = admin.pool("rec")["totals"]["spawns"]
+    t0 = time.monotonic()
+    time.sleep(2.0)
+    p = admin.pool("rec")
+    spawned = p["totals"]["spawns"] - s0
+    assert spawned <= 4, (f"child exits right after initialize: {spawned} respawns in {time.monotonic() - t0:.1f}s "
+                          f"(no back-off); pool: {p}")
+    d.assert_alive()
