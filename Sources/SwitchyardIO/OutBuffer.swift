@@ -15,6 +15,12 @@ package final class OutBuffer {
 
     package var count: Int { evbuffer_get_length(buf) }
 
+    /// Drops whatever is left (a hand-off that did not happen, e.g. to a closed pipe).
+    package func clear() {
+        let n = evbuffer_get_length(buf)
+        if n > 0 { evbuffer_drain(buf, n) }
+    }
+
     package func append(_ bytes: UnsafeRawBufferPointer) {
         if let base = bytes.baseAddress, bytes.count > 0 { evbuffer_add(buf, base, bytes.count) }
     }

@@ -115,7 +115,7 @@ extension Gateway {
         if pool.config.maxRequests > 0 && child.requestsServed >= pool.config.maxRequests && child.state == .ready {
             loop.runSoon { [weak self] in self?.startDraining(child) }
         }
-        let out = OutBuffer()
+        let out = scratch
         withEdits(body, edits) { out.append($0) }
         out.append("\n")
         child.process.write(out)
@@ -301,7 +301,7 @@ extension Gateway {
     func deliverSpliced(_ reply: Reply, _ bytes: UnsafeRawBufferPointer, _ idSpan: Span, _ orig: UnsafeRawBufferPointer) {
         reply.delivered += 1
         guard let stream = reply.stream, stream.isOpen else { return }
-        let out = OutBuffer()
+        let out = scratch
         out.append("event: message\ndata: ")
         Splice.write(bytes, replacing: idSpan, with: orig) { out.append($0) }
         out.append("\n\n")
@@ -347,7 +347,7 @@ extension Gateway {
                 let cid = EnvelopeScanner.parseIssuedID(bytes, tok), let p = child.pending[cid], let original = p.progressToken,
                 let stream = p.reply?.stream, stream.isOpen
             else { return }
-            let out = OutBuffer()
+            let out = scratch
             out.append("event: message\ndata: ")
             original.withUnsafeBytes { r in Splice.write(bytes, replacing: tok, with: r) { out.append($0) } }
             out.append("\n\n")

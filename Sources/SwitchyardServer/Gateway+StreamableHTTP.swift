@@ -41,14 +41,8 @@ extension Gateway {
                 return
             }
             // Origin before anything else (H-30, A-09): loopback, the allowed list, or this gateway's own
-            // origin as the client reached it (through trusted proxies).
-            let view = ClientView.resolve(
-                peer: ex.peerAddress, secure: ex.isSecure, host: ex.header("Host"), forwardedFor: ex.header("X-Forwarded-For"),
-                forwardedHost: ex.header("X-Forwarded-Host"), forwardedProto: ex.header("X-Forwarded-Proto"), trusted: config.trustedProxies
-            )
-            let origin = ex.header("Origin")
-            let sameOrigin = view.viaTrustedProxy && origin != nil && origin?.lowercased() == view.origin
-            if ex.headerCount("Origin") > 1 || !(origins.permits(origin) || sameOrigin) {
+            // origin as the client reached it through a trusted proxy. Non-browser clients send no Origin.
+            if let origin = ex.header("Origin"), ex.headerCount("Origin") > 1 || !originAllowed(ex, origin) {
                 respondError(ex, 403, "Forbidden", JSONRPCErrorCode.serverError, "Forbidden: Origin not allowed")
                 return
             }
@@ -62,6 +56,14 @@ extension Gateway {
             case .sseMessages: legacyPost(ex, pool)
             }
         }
+    }
+
+    func originAllowed(_ ex: HTTPExchange, _ origin: String) -> Bool {
+        if origins.permits(origin) { return true }
+        let view = ClientView.resolve(
+            peer: ex.peerAddress, secure: ex.isSecure, host: ex.header("Host"), forwardedFor: ex.header("X-Forwarded-For"),
+            forwardedHost: ex.header("X-Forwarded-Host"), forwardedProto: ex.header("X-Forwarded-Proto"), trusted: config.trustedProxies)
+        return view.viaTrustedProxy && origin.lowercased() == view.origin
     }
 
     func streamableHTTP(_ ex: HTTPExchange, _ pool: ServerPool) {
@@ -226,9 +228,9 @@ extension Gateway {
     }
 
     func replyMode(_ body: UnsafeRawBufferPointer, _ env: Envelope, _ accept: AcceptSet) -> ReplyMode {
-        let method = env.method.flatMap { JSONText.decodeString(body, $0) } ?? ""
+        guard let m = env.method else { return accept.json ? .json : .sse }
         let token = EnvelopeScanner.progressToken(body, params: env.params) != nil
-        return ReplyPolicy.mode(method: method, hasProgressToken: token, accept: accept)
+        return ReplyPolicy.mode(body, method: m, hasProgressToken: token, accept: accept)
     }
 
     /// Resolves the session of a non-initialize request, or answers 400/404 and returns nil.

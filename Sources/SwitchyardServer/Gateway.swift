@@ -20,6 +20,7 @@ package final class Gateway {
     /// callback (session creation and lookup); never across callbacks.
     var requestKey: Key?
     var keyBuckets: [String: TokenBucket] = [:]
+    private let scratchBuffer = OutBuffer()
     let origins: OriginPolicy
     var pools: [String: ServerPool] = [:]
     var sessions: [String: Session] = [:]
@@ -140,6 +141,13 @@ package final class Gateway {
         }
     }
 
+    /// The one reusable outgoing buffer of the hot path. Handing it to a reply, stream or pipe moves its
+    /// chains out (evbuffer_add_buffer), so it is empty again afterwards; never hold it across calls.
+    var scratch: OutBuffer {
+        scratchBuffer.clear()
+        return scratchBuffer
+    }
+
     // MARK: - Janitor: keep-alives, idle sessions
 
     func janitorTick() {
@@ -202,7 +210,7 @@ package final class Gateway {
             endStream(stream)
             return
         }
-        let out = OutBuffer()
+        let out = scratch
         out.append("event: message\ndata: ")
         out.append(json)
         out.append("\n\n")

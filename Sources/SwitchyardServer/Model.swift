@@ -7,7 +7,9 @@ internal import SwitchyardIO
 final class SSEStream {
     let exchange: HTTPExchange
     var lastWriteMs: Int
-    weak var session: Session?
+    /// Strong on purpose (weak references cost a side table per request); the cycle with
+    /// `Session.getStream` is broken by `streamGone` / `endSession`.
+    var session: Session?
     let isGet: Bool
 
     init(exchange: HTTPExchange, nowMs: Int, session: Session?, isGet: Bool) {
@@ -50,8 +52,9 @@ struct Pending {
     var originalID: [UInt8]
     /// Where the answer goes; nil for the gateway's own requests (child initialize, replayed subscribe).
     var reply: Reply?
-    /// The session that asked (shared children serve many).
-    weak var session: Session?
+    /// The session that asked (shared children serve many). Strong: entries are removed when the
+    /// session ends (`cancelPending`) or the child goes (`failPending`).
+    var session: Session?
     /// The client's progress token, byte-exact; the child sees the child-side id instead.
     var progressToken: [UInt8]?
     var kind: Kind
@@ -73,7 +76,7 @@ struct Pending {
 struct QueuedRequest {
     var bytes: [UInt8]
     var reply: Reply
-    weak var session: Session?
+    var session: Session?
     var deadlineMs: Int
 }
 

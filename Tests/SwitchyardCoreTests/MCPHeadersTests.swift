@@ -64,3 +64,18 @@ struct MCPHeadersTests {
         #expect(String(decoding: n, as: UTF8.self).contains(#""id":null"#))
     }
 }
+
+struct ReplyModeRawTests {
+    @Test(arguments: ["tools/call", "prompts/get", "resources/read", "completion/complete", "tools/list", "ping", "resources/list"])
+    func rawAndStringDecisionsAgree(method: String) {
+        let both = AcceptSet(json: true, sse: true)
+        let quoted = Array("\"\(method)\"".utf8)
+        quoted.withUnsafeBytes { b in
+            for token in [false, true] {
+                #expect(
+                    ReplyPolicy.mode(b, method: Span(0, b.count), hasProgressToken: token, accept: both)
+                        == ReplyPolicy.mode(method: method, hasProgressToken: token, accept: both))
+            }
+        }
+    }
+}

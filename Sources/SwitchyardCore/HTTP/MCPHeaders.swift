@@ -15,6 +15,7 @@ public enum MediaType {
     /// True when a Content-Type names `application/json` (any parameters, any case). Missing is accepted.
     public static func isJSON(contentType: String?) -> Bool {
         guard let ct = contentType else { return true }
+        if ct == "application/json" { return true }  // the common case, without allocating
         let base = ct.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces().lowercased() } ?? ""
         return base == "application/json"
     }
@@ -32,6 +33,11 @@ public struct AcceptSet: Equatable, Sendable {
 
     public init(header: String?) {
         guard let h = header, !h.allSatisfy({ $0 == " " }) else {
+            self.init(json: true, sse: true)
+            return
+        }
+        // What the SDKs send, decided without splitting.
+        if h == "application/json, text/event-stream" || h == "*/*" || h == "text/event-stream, application/json" {
             self.init(json: true, sse: true)
             return
         }
@@ -94,6 +100,17 @@ public enum ReplyPolicy {
         if !accept.json { return .sse }
         if !accept.sse { return .json }
         return hasProgressToken || streamingMethods.contains(method) ? .sse : .json
+    }
+
+    /// The same decision on the raw method span (with quotes), without building a String.
+    public static func mode(_ b: UnsafeRawBufferPointer, method: Span, hasProgressToken: Bool, accept: AcceptSet) -> ReplyMode {
+        if !accept.json { return .sse }
+        if !accept.sse { return .json }
+        if hasProgressToken { return .sse }
+        let streaming =
+            EnvelopeScanner.equals(b, method, "\"tools/call\"") || EnvelopeScanner.equals(b, method, "\"prompts/get\"")
+            || EnvelopeScanner.equals(b, method, "\"resources/read\"") || EnvelopeScanner.equals(b, method, "\"completion/complete\"")
+        return streaming ? .sse : .json
     }
 }
 
