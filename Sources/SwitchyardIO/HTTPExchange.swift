@@ -87,6 +87,13 @@ package final class HTTPExchange {
         return out
     }
 
+    /// True when the header is present with exactly `value` (no String is built: the hot-path check).
+    package func header(_ name: StaticString, is value: StaticString) -> Bool {
+        guard let r = req, let h = evhttp_request_get_input_headers(r) else { return false }
+        guard let v = evhttp_find_header(h, UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)) else { return false }
+        return strcmp(v, UnsafeRawPointer(value.utf8Start).assumingMemoryBound(to: CChar.self)) == 0
+    }
+
     /// How many times a header appears (duplicates of security-relevant headers are rejected).
     package func headerCount(_ name: String) -> Int {
         guard let r = req, let h = evhttp_request_get_input_headers(r) else { return 0 }
@@ -134,11 +141,12 @@ package final class HTTPExchange {
     package func deferReply() { watchClose() }
 
     /// Starts a chunked streaming reply (SSE). Later writes go through `write(_:)`.
-    package func startStream(status: Int, headers: [(String, String)], inputWatermark: Int) {
+    package func startStream(status: Int, headers: [(String, String)], sessionID: String? = nil, inputWatermark: Int) {
         guard let r = req, !isFinished else { return }
         // HTTP/1.0 + keep-alive would get Content-Length: 0 and then a stream (H9): force close-delimited.
         if let h = evhttp_request_get_input_headers(r) { evhttp_remove_header(h, "Connection") }
         addHeaders(headers)
+        if let sid = sessionID, let out = evhttp_request_get_output_headers(r) { evhttp_add_header(out, "Mcp-Session-Id", sid) }
         watchClose()
         streaming = true
         isStreaming = true

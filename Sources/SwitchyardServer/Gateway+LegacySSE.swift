@@ -22,7 +22,7 @@ extension Gateway {
         let session = Session(id: SecureRandom.hex(bytes: 16), serverName: pool.spec.name, transport: .legacy, nowMs: loop.nowMillis)
         sessions[session.id] = session
         session.keyLabel = requestKey?.label
-        let stream = openStream(ex, session: session, isGet: true, headers: Gateway.sseHeaders)
+        let stream = openStream(ex, session: session, isGet: true, sessionHeader: false)
         session.getStream = stream
         log.info("session_opened", [("session", session.id), ("server", pool.spec.name), ("transport", "sse"), ("peer", ex.peer)])
         let endpoint = Route.messagesPath(server: ex.path.hasPrefix("/servers/") ? pool.spec.name : nil, sessionID: session.id)

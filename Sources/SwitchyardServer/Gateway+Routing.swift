@@ -98,13 +98,10 @@ extension Gateway {
         }
         let idSpan = env.id!
         let cid = child.issueID()
-        var edits: [(Span, [UInt8])] = [(idSpan, Splice.decimal(cid))]
-        var token: [UInt8]?
-        if let t = EnvelopeScanner.progressToken(body, params: env.params) {
-            // The child sees the child-side id as token: unique on this child, and it finds the request back.
-            token = Array(UnsafeRawBufferPointer(rebasing: body[t.start..<t.end]))
-            edits.append((t, Splice.decimal(cid)))
-        }
+        // The child sees the child-side id as request id and as progress token: unique on this child, and
+        // a progress notification finds its request back by it.
+        let tokenSpan = EnvelopeScanner.progressToken(body, params: env.params)
+        let token = tokenSpan.map { Array(UnsafeRawBufferPointer(rebasing: body[$0.start..<$0.end])) }
         let timeout = kind == .clientInitialize ? pool.config.spawnTimeoutMs : pool.config.requestTimeoutMs
         child.pending[cid] = Pending(
             originalID: Array(UnsafeRawBufferPointer(rebasing: body[idSpan.start..<idSpan.end])), reply: reply, session: session,
@@ -116,7 +113,13 @@ extension Gateway {
             loop.runSoon { [weak self] in self?.startDraining(child) }
         }
         let out = scratch
-        withEdits(body, edits) { out.append($0) }
+        var pos = 0
+        for span in [idSpan, tokenSpan].compactMap({ $0 }).sorted(by: { $0.start < $1.start }) {
+            out.append(UnsafeRawBufferPointer(rebasing: body[pos..<span.start]))
+            out.append(decimal: cid)
+            pos = span.end
+        }
+        out.append(UnsafeRawBufferPointer(rebasing: body[pos..<body.count]))
         out.append("\n")
         child.process.write(out)
     }
@@ -141,17 +144,6 @@ extension Gateway {
             guard let env = try? EnvelopeScanner.scan(b), let id = env.id else { return nil }
             return Array(b[id.start..<id.end])
         }
-    }
-
-    /// Applies byte edits (sorted, non-overlapping) and emits the pieces.
-    func withEdits(_ body: UnsafeRawBufferPointer, _ edits: [(Span, [UInt8])], _ sink: (UnsafeRawBufferPointer) -> Void) {
-        var pos = 0
-        for (span, replacement) in edits.sorted(by: { $0.0.start < $1.0.start }) {
-            sink(UnsafeRawBufferPointer(rebasing: body[pos..<span.start]))
-            replacement.withUnsafeBytes { sink($0) }
-            pos = span.end
-        }
-        sink(UnsafeRawBufferPointer(rebasing: body[pos..<body.count]))
     }
 
     func replyResult(_ reply: Reply, _ body: UnsafeRawBufferPointer, _ env: Envelope, _ result: String) {

@@ -94,13 +94,15 @@ extension Gateway {
     // MARK: - POST
 
     func post(_ ex: HTTPExchange, _ pool: ServerPool) {
-        guard MediaType.isJSON(contentType: ex.header("Content-Type")) else {
+        guard ex.header("Content-Type", is: "application/json") || MediaType.isJSON(contentType: ex.header("Content-Type")) else {
             respondError(
                 ex, 415, "Unsupported Media Type", JSONRPCErrorCode.serverError,
                 "Unsupported Media Type: Content-Type must be application/json")
             return
         }
-        let accept = AcceptSet(header: ex.header("Accept"))
+        let accept =
+            ex.header("Accept", is: "application/json, text/event-stream")
+            ? AcceptSet(json: true, sse: true) : AcceptSet(header: ex.header("Accept"))
         guard accept.allowsAny else {
             respondError(
                 ex, 406, "Not Acceptable", JSONRPCErrorCode.serverError,
@@ -214,8 +216,7 @@ extension Gateway {
         switch reply.mode {
         case .sse:
             if reply.stream == nil {
-                reply.stream = openStream(
-                    ex, session: session, isGet: false, headers: Gateway.sseHeaders + [("Mcp-Session-Id", session.id)])
+                reply.stream = openStream(ex, session: session, isGet: false, sessionHeader: true)
                 // Messages already collected (errors answered synchronously) go out now.
                 let early = reply.collected
                 reply.collected.removeAll()
@@ -393,7 +394,7 @@ extension Gateway {
             log.debug("get_stream_replaced", [("session", session.id)])
             endStream(old)
         }
-        let stream = openStream(ex, session: session, isGet: true, headers: Gateway.sseHeaders + [("Mcp-Session-Id", session.id)])
+        let stream = openStream(ex, session: session, isGet: true, sessionHeader: true)
         session.getStream = stream
         let queued = session.queued
         session.queued.removeAll()
