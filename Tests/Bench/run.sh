@@ -16,7 +16,17 @@
 #      request in flight per session, answers read from the session streams.
 #   6. idle memory: a fresh gateway, 1 000 then 10 000 idle GET /sse sessions (sse_load idle), VmRSS and fd
 #      count from /proc before/after, close; a second round of 10 000 to check for leaks.
-#   7. prints Markdown tables and writes them to results/bench-<timestamp>.md.
+#   7. peers, side by side in the same run (Tests/Bench/README.md, "Peers"):
+#      - mcp-proxy (PyPI) in its own venv (.venv/bench-mcp-proxy, created here), in front of the same
+#        `$SWITCHYARD_BIN demo-server` child: the same wrk and sse_load runs against its /mcp and /sse;
+#      - raw_echo.c: a minimal libevent HTTP server answering POST /mcp with the gateway's exact reply bytes
+#        (no MCP work), the physical HTTP limit; plain and TLS;
+#      - Switchyard with a TLS listener (ECDSA P-256 certificate made with openssl at run time) vs plain;
+#      - Switchyard with a shared pool (config servers.demo.pool {mode: shared, min_idle: 2}) vs dedicated;
+#      - session setup latency (setup_lat.c): initialize -> first tools/call result, 200 sequential sessions;
+#      - idle memory per SSE session of mcp-proxy at 1 000 sessions.
+#   8. prints Markdown tables, the side-by-side comparison with ratios (compare.py), writes them to
+#      results/bench-<timestamp>.md and a chart to results/bench-<timestamp>.png.
 #
 # Knobs (environment): BENCH_DURATION (wrk -d, default 5s), BENCH_WARMUP (default 1s, 0 = none),
 # BENCH_CONNS (default "1 16 64"), BENCH_MODES (default "shared per-conn"), BENCH_PIPE_N (default
@@ -24,7 +34,11 @@
 # BENCH_SSE_SESSIONS (default "1 16 64", empty = skip), BENCH_IDLE (default 1, 0 = skip the idle memory
 # step), BENCH_IDLE_STEPS (default "1000,10000"), BENCH_IDLE_ROUND2 (default 10000), BENCH_IDLE_BATCH
 # (default 500), BENCH_IDLE_KB_MAX (default 8), BENCH_MAX_SESSIONS (default 20000),
-# BENCH_ALLOW_ERRORS=1 (exit 0 even if requests failed), WRK (default wrk).
+# BENCH_ALLOW_ERRORS=1 (exit 0 even if requests failed), WRK (default wrk), BENCH_PEERS (default
+# "mcp-proxy raw-echo"), BENCH_TLS (default 1), BENCH_TLS_CONNS (default "1 64"), BENCH_SHARED_POOL (default 1),
+# BENCH_SETUP_N (default 200), BENCH_MP_DURATION / BENCH_MP_WARMUP (mcp-proxy runs; default: the same as the
+# others), BENCH_MP_IDLE (default 1000, 0 = skip), BENCH_MP_SPEC (pip spec, default mcp-proxy),
+# BENCH_VENV (default <repo>/.venv/bench-mcp-proxy).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -49,6 +63,17 @@ IDLE_BATCH="${BENCH_IDLE_BATCH:-500}"
 IDLE_KB_MAX="${BENCH_IDLE_KB_MAX:-8}"
 MAX_SESSIONS="${BENCH_MAX_SESSIONS:-20000}"
 GW_ARGS=(--host 127.0.0.1 --port 0 --max-sessions "$MAX_SESSIONS" "${GW_EXTRA[@]}")
+PEERS="${BENCH_PEERS-mcp-proxy raw-echo}"
+TLS="${BENCH_TLS:-1}"
+TLS_CONNS="${BENCH_TLS_CONNS:-1 64}"
+SHARED_POOL="${BENCH_SHARED_POOL:-1}"
+SETUP_N="${BENCH_SETUP_N:-200}"
+MP_DURATION="${BENCH_MP_DURATION:-$DURATION}"
+MP_WARMUP="${BENCH_MP_WARMUP:-$WARMUP}"
+MP_IDLE="${BENCH_MP_IDLE:-1000}"
+MP_SPEC="${BENCH_MP_SPEC:-mcp-proxy}"
+VENV="${BENCH_VENV:-$root/.venv/bench-mcp-proxy}"
+has_peer() { [[ " $PEERS " == *" $1 "* ]]; }
 
 die() { echo "bench: error: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -69,6 +94,7 @@ nofile="$(ulimit -n)"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench.XXXXXX")"
 gw_pid=""
+gw_kind=switchyard         # switchyard | mcp-proxy | raw-echo: what gw_pid is
 gw_n=0                     # gateway instances started (logs: $tmp/gateway.N.log)
 declare -A known_desc=()   # every descendant pid of the gateway we have seen
 
@@ -124,16 +150,22 @@ stop_gateway() { # SIGTERM the current gateway (contract: it terminates its chil
     if kill -0 "$gw_pid" 2>/dev/null; then
         for p in $(descendants "$gw_pid"); do known_desc[$p]=1; done
         kill -TERM "$gw_pid" 2>/dev/null || true
-        for _ in $(seq 1 70); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.1; done
+        # peers get 3 s (mcp-proxy's uvicorn can wait for its session tasks); Switchyard's contract allows 7 s
+        local grace=70
+        [[ "$gw_kind" == switchyard ]] || grace=30
+        for _ in $(seq 1 "$grace"); do kill -0 "$gw_pid" 2>/dev/null || break; sleep 0.1; done
         if kill -0 "$gw_pid" 2>/dev/null; then
-            log "gateway did not exit within 7s of SIGTERM; sending SIGKILL"
+            log "$gw_kind did not exit within $((grace / 10))s of SIGTERM; sending SIGKILL"
             kill -KILL "$gw_pid" 2>/dev/null || true
             killed=1
         fi
     fi
     wait "$gw_pid" 2>/dev/null || st=$?
-    ((killed || st == 0 || st == 127)) || log "warning: gateway $gw_pid exited with status $st after SIGTERM (contract: 0)"
+    if [[ "$gw_kind" == switchyard ]]; then
+        ((killed || st == 0 || st == 127)) || log "warning: gateway $gw_pid exited with status $st after SIGTERM (contract: 0)"
+    fi
     gw_pid=""
+    gw_kind=switchyard
 }
 
 reap_children() { # children the gateway should have terminated: kill what is left (only pids we saw under it)
@@ -178,9 +210,10 @@ now_us() { local t="${EPOCHREALTIME/[.,]/}"; echo $((10#$t)); }
 hz=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- 1. pipe baseline
-log "building pipe_rtt and sse_load"
+log "building pipe_rtt, sse_load and setup_lat"
 "$CC" -O2 -Wall -o "$tmp/pipe_rtt" "$here/pipe_rtt.c"
 "$CC" -O2 -Wall -o "$tmp/sse_load" "$here/sse_load.c"
+"$CC" -O2 -Wall -o "$tmp/setup_lat" "$here/setup_lat.c"
 
 log "pipe baseline: $PIPE_N sequential tools/call echo over stdio to '$SWITCHYARD_BIN demo-server'"
 pipe_line="$(timeout 60 "$tmp/pipe_rtt" -n "$PIPE_N" -w 1000 -t 5 -x "$TEXT" -- "$SWITCHYARD_BIN" demo-server)" \
@@ -196,12 +229,19 @@ if command -v taskset >/dev/null; then
     log "$pipe_pinned_line"
 fi
 
-# ---------------------------------------------------------------- 2. gateway
-start_gateway() { # sets gw_pid, gw_log, port, url
+# ---------------------------------------------------------------- 2. gateway and peers
+# A "target" is the server under load: Switchyard (gw_kind=switchyard), mcp-proxy or raw_echo. gw_pid is its
+# pid (CPU and RSS are read from /proc/gw_pid; "child" CPU = its descendants), url its /mcp URL, port its port.
+scheme=http
+CURL_TLS=()
+start_gateway() { # start_gateway [SWITCHYARD ARGS...] (default GW_ARGS); sets gw_pid, gw_log, port, url
+    local -a args=("$@")
+    ((${#args[@]})) || args=("${GW_ARGS[@]}")
     gw_n=$((gw_n + 1))
     gw_log="$tmp/gateway.$gw_n.log"
-    log "starting gateway: $SWITCHYARD_BIN ${GW_ARGS[*]} (file limit $nofile)"
-    "$SWITCHYARD_BIN" "${GW_ARGS[@]}" >"$tmp/gateway.$gw_n.out" 2>"$gw_log" &
+    gw_kind=switchyard
+    log "starting gateway: $SWITCHYARD_BIN ${args[*]} (file limit $nofile)"
+    "$SWITCHYARD_BIN" "${args[@]}" >"$tmp/gateway.$gw_n.out" 2>"$gw_log" &
     gw_pid=$!
     port=""
     local line
@@ -217,23 +257,73 @@ start_gateway() { # sets gw_pid, gw_log, port, url
         sed 's/^/  gateway: /' "$gw_log" >&2 || true
         die "gateway did not log 'msg=listening address=HOST:PORT' within 10s (alive: $(kill -0 "$gw_pid" 2>/dev/null && echo yes || echo no))"
     fi
-    url="http://127.0.0.1:$port/mcp"
+    url="$scheme://127.0.0.1:$port/mcp"
     log "gateway pid $gw_pid listening on $url"
 }
-start_gateway
+
+free_port() { # a free TCP port on 127.0.0.1 (bound and released; mcp-proxy needs a number)
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() { # wait_port PORT PID SECONDS -> 0 once something accepts on 127.0.0.1:PORT
+    local n=$(( $3 * 20 ))
+    for _ in $(seq 1 "$n"); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+start_mcp_proxy() { # mcp-proxy in front of `$SWITCHYARD_BIN demo-server`; sets gw_pid (the Python process), port, url
+    gw_n=$((gw_n + 1))
+    gw_log="$tmp/gateway.$gw_n.log"
+    port="$(free_port)"
+    log "starting mcp-proxy: $VENV/bin/mcp-proxy --log-level WARNING --host 127.0.0.1 --port $port -- $SWITCHYARD_BIN demo-server"
+    "$VENV/bin/mcp-proxy" --log-level WARNING --host 127.0.0.1 --port "$port" -- "$SWITCHYARD_BIN" demo-server \
+        >"$tmp/mcp-proxy.$gw_n.out" 2>"$gw_log" &
+    gw_pid=$!
+    gw_kind=mcp-proxy
+    if ! wait_port "$port" "$gw_pid" 30; then
+        sed 's/^/  mcp-proxy: /' "$gw_log" >&2 || true
+        return 1
+    fi
+    url="http://127.0.0.1:$port/mcp"
+    log "mcp-proxy pid $gw_pid listening on $url"
+}
+
+start_raw_echo() { # start_raw_echo BODYFILE [TLS] ; sets gw_pid, port, url
+    local -a a=(-p 0 -b "$1")
+    [[ "${2:-}" == tls ]] && a+=(--cert "$tmp/cert.pem" --key "$tmp/key.pem")
+    gw_n=$((gw_n + 1))
+    gw_log="$tmp/gateway.$gw_n.log"
+    "$tmp/raw_echo" "${a[@]}" 2>"$gw_log" &
+    gw_pid=$!
+    gw_kind=raw-echo
+    port=""
+    for _ in $(seq 1 100); do
+        port="$(grep -o 'port=[0-9]*' "$gw_log" 2>/dev/null | head -1 | cut -d= -f2 || true)"
+        [[ -n "$port" ]] && break
+        kill -0 "$gw_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    [[ -n "$port" ]] || { cat "$gw_log" >&2; die "raw_echo did not start"; }
+    url="$scheme://127.0.0.1:$port/mcp"
+    log "raw_echo pid $gw_pid listening on $url"
+}
 
 # POST helper: post BODY [SESSION] -> sets http_code, resp_headers file, resp_body file
 post() {
     local body="$1" sid="${2:-}"
     local -a h=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream')
     [[ -n "$sid" ]] && h+=(-H "Mcp-Session-Id: $sid" -H "MCP-Protocol-Version: $PROTO")
-    http_code="$(curl -sS --max-time 10 -o "$tmp/resp.body" -D "$tmp/resp.headers" -w '%{http_code}' \
+    http_code="$(curl -sS "${CURL_TLS[@]}" --max-time 10 -o "$tmp/resp.body" -D "$tmp/resp.headers" -w '%{http_code}' \
         "${h[@]}" --data-binary "$body" "$url")" || http_code="curl-failed"
 }
 header() { grep -i "^$1:" "$tmp/resp.headers" | tail -1 | cut -d: -f2- | tr -d ' \r' || true; }
 misbehaves() { # misbehaves REQUEST EXPECTED -> report and exit
     {
-        echo "bench: DAEMON MISBEHAVES"
+        echo "bench: DAEMON MISBEHAVES ($gw_kind)"
         echo "  request:  $1"
         echo "  expected: $2"
         echo "  got:      HTTP $http_code"
@@ -247,43 +337,67 @@ init_body='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVers
 initialized_body='{"jsonrpc":"2.0","method":"notifications/initialized"}'
 call_body='{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"'"$TEXT"'"}}}'
 
-new_session() { # prints a session id
+new_session() { # prints a session id (raw_echo has no sessions: a made-up id it echoes back)
+    if [[ "$gw_kind" == raw-echo ]]; then
+        printf 'raw%029d\n' "$((++raw_sid_n))"
+        return
+    fi
     post "$init_body"
     [[ "$http_code" == 200 ]] || misbehaves "POST /mcp initialize" "200 with Mcp-Session-Id"
     local sid
     sid="$(header Mcp-Session-Id)"
     [[ -n "$sid" ]] || misbehaves "POST /mcp initialize" "Mcp-Session-Id response header"
     grep -q '"result"' "$tmp/resp.body" || misbehaves "POST /mcp initialize" "JSON-RPC result in body"
-    [[ "$sid" =~ ^[0-9a-f]{32}$ ]] || log "warning: session id '$sid' is not 32 lowercase hex chars (contract)"
+    if [[ "$gw_kind" == switchyard ]]; then
+        [[ "$sid" =~ ^[0-9a-f]{32}$ ]] || log "warning: session id '$sid' is not 32 lowercase hex chars (contract)"
+    fi
     post "$initialized_body" "$sid"
     [[ "$http_code" == 202 ]] || misbehaves "POST /mcp notifications/initialized (Mcp-Session-Id: $sid)" "202, empty body"
     echo "$sid"
 }
+raw_sid_n=0
 
 delete_session() {
+    [[ "$gw_kind" == raw-echo ]] && return 0
     local code
-    code="$(curl -sS --max-time 10 -o /dev/null -w '%{http_code}' -X DELETE -H "Mcp-Session-Id: $1" \
+    code="$(curl -sS "${CURL_TLS[@]}" --max-time 10 -o /dev/null -w '%{http_code}' -X DELETE -H "Mcp-Session-Id: $1" \
         -H "MCP-Protocol-Version: $PROTO" "$url")" || code="curl-failed"
-    [[ "$code" == 200 ]] || log "warning: DELETE session $1 -> HTTP $code (expected 200)"
+    [[ "$code" == 200 || "$code" == 204 ]] || log "warning: DELETE session $1 -> HTTP $code (expected 200)"
 }
 
-# sanity check of the exact request wrk will send, before measuring anything
-sid0="$(new_session)"
-post "$call_body" "$sid0"
-req_desc="POST /mcp tools/call echo (Mcp-Session-Id: $sid0, MCP-Protocol-Version: $PROTO)"
-[[ "$http_code" == 200 ]] || misbehaves "$req_desc" "200 text/event-stream"
-ctype="$(header Content-Type)"
-[[ "$ctype" == text/event-stream* ]] || misbehaves "$req_desc" "Content-Type: text/event-stream (got '$ctype')"
-[[ "$(header Mcp-Session-Id)" == "$sid0" ]] || misbehaves "$req_desc" "Mcp-Session-Id: $sid0 on the answer"
-grep -q '^event: message' "$tmp/resp.body" && grep -q '^data: .*"result"' "$tmp/resp.body" \
-    && grep -qF "$TEXT" "$tmp/resp.body" && grep -Eq '"id": ?7[,}]' "$tmp/resp.body" \
-    || misbehaves "$req_desc" "SSE 'event: message' + 'data: {...\"id\":7,\"result\":{...\"$TEXT\"...}}'"
-log "sanity check passed: tools/call answered as SSE with the echoed text"
+sanity_check() { # the exact request wrk will send, before measuring anything; sets sid0
+    sid0="$(new_session)"
+    post "$call_body" "$sid0"
+    local req_desc="POST /mcp tools/call echo (Mcp-Session-Id: $sid0, MCP-Protocol-Version: $PROTO) to $gw_kind"
+    local ctype
+    ctype="$(header Content-Type)"
+    [[ "$http_code" == 200 ]] || misbehaves "$req_desc" "200"
+    [[ "$(header Mcp-Session-Id)" == "$sid0" || "$gw_kind" == mcp-proxy ]] || misbehaves "$req_desc" "Mcp-Session-Id: $sid0 on the answer"
+    if [[ "$gw_kind" == mcp-proxy && "$ctype" == application/json* ]]; then
+        # the Python SDK may answer as plain JSON (mcp-proxy does); the wrk script accepts both
+        grep -q '"result"' "$tmp/resp.body" && grep -qF "$TEXT" "$tmp/resp.body" && grep -Eq '"id": ?7[,}]' "$tmp/resp.body" \
+            || misbehaves "$req_desc" "JSON {...\"id\":7,\"result\":{...\"$TEXT\"...}}"
+        log "sanity check passed ($gw_kind): tools/call answered as JSON with the echoed text"
+        return
+    fi
+    [[ "$ctype" == text/event-stream* ]] || misbehaves "$req_desc" "Content-Type: text/event-stream (got '$ctype')"
+    grep -q '^event: message' "$tmp/resp.body" && grep -q '^data: .*"result"' "$tmp/resp.body" \
+        && grep -qF "$TEXT" "$tmp/resp.body" && grep -Eq '"id": ?7[,}]' "$tmp/resp.body" \
+        || misbehaves "$req_desc" "SSE 'event: message' + 'data: {...\"id\":7,\"result\":{...\"$TEXT\"...}}'"
+    log "sanity check passed ($gw_kind): tools/call answered as SSE with the echoed text"
+}
+
+start_gateway
+sanity_check
+# raw_echo answers with exactly these bytes (the gateway's decoded SSE body for this request)
+cp "$tmp/resp.body" "$tmp/reply.body"
 
 # ---------------------------------------------------------------- 3./4. wrk runs
 declare -a rows=()
 any_errors=0
 wrk_version="$("$WRK" -v 2>&1 | head -1 | awk '{print $2}' || true)"
+data="$tmp/data.tsv"   # one line per measured run, for compare.py (ratios, chart)
+: >"$data"
 
 run_wrk() { # run_wrk OUTFILE TIMESFILE THREADS CONNS DURATION (tools_call.lua reads the BENCH_* env); wrk CPU via `times`
     local out="$1" tf="$2" t="$3" c="$4" d="$5"
@@ -302,13 +416,26 @@ seconds_of() { # "0m1.234s" -> 1.234
     awk -v m="$m" -v s="$s" 'BEGIN{printf "%.3f", m*60+s}'
 }
 
-for mode in $MODES; do
-    for c in $CONNS; do
+rss_of() { awk '/^VmRSS:/{print $2}' /proc/"$1"/status 2>/dev/null || echo ""; }
+
+target_label() {
+    case "$gw_kind" in
+        switchyard) echo "Switchyard${gw_variant:+ ($gw_variant)}" ;;
+        mcp-proxy) echo "mcp-proxy" ;;
+        raw-echo) echo "raw echo (libevent, no MCP)" ;;
+    esac
+}
+
+# http_runs SCENARIO MODE DURATION WARMUP CONNS... : wrk runs against the current target, one row each
+http_runs() {
+    local scen="$1" mode="$2" dur="$3" warm="$4"; shift 4
+    local c t
+    for c in "$@"; do
         t=1
         if ((c > 1)); then t=2; fi
         if [[ "$mode" == per-conn ]]; then
             ((c % t == 0)) || die "connections ($c) must be a multiple of threads ($t)"
-            log "[$mode c=$c] creating $c sessions"
+            log "[$gw_kind $scen c=$c] creating $c sessions"
             sids=()
             for _ in $(seq 1 "$c"); do sids+=("$(new_session)"); done
         else
@@ -316,18 +443,19 @@ for mode in $MODES; do
         fi
         export BENCH_SESSIONS="${sids[*]}" BENCH_MODE="$mode" BENCH_THREADS="$t" BENCH_TEXT="$TEXT" BENCH_PROTO="$PROTO"
 
-        if [[ "$WARMUP" != 0 && "$WARMUP" != 0s ]]; then
-            log "[$mode c=$c] warm-up $WARMUP"
-            run_wrk "$tmp/warm.out" "$tmp/warm.times" "$t" "$c" "$WARMUP"
+        if [[ "$warm" != 0 && "$warm" != 0s ]]; then
+            log "[$gw_kind $scen c=$c] warm-up $warm"
+            run_wrk "$tmp/warm.out" "$tmp/warm.times" "$t" "$c" "$warm"
         fi
 
-        log "[$mode c=$c] wrk -t$t -c$c -d$DURATION"
+        log "[$gw_kind $scen c=$c] wrk -t$t -c$c -d$dur $url"
         snapshot
         declare -A before=(); for p in "${!snap_child[@]}"; do before[$p]=${snap_child[$p]}; done
         gw0=$snap_gw; reaped0=$snap_reaped; t0=$(now_us)
-        run_wrk "$tmp/wrk.out" "$tmp/wrk.times" "$t" "$c" "$DURATION"
+        run_wrk "$tmp/wrk.out" "$tmp/wrk.times" "$t" "$c" "$dur"
         t1=$(now_us)
-        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$gw_log" >&2; die "gateway exited during the wrk run"; }
+        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$gw_log" >&2; die "$gw_kind exited during the wrk run"; }
+        rss=$(rss_of "$gw_pid")
         snapshot
         gw1=$snap_gw; reaped1=$snap_reaped
         child_d=$((reaped1 - reaped0))
@@ -345,28 +473,40 @@ for mode in $MODES; do
             die "wrk produced no BENCH_WRK line"
         fi
         grep '^BENCH_SAMPLE ' "$tmp/wrk.out" | sed 's/^BENCH_SAMPLE /  first bad response: /' >&2 || true
-        n=$(kv requests "$res"); dur=$(kv duration_us "$res")
+        n=$(kv requests "$res"); dur_us=$(kv duration_us "$res")
         errs=$(( $(kv non200 "$res") + $(kv bad_body "$res") + $(kv err_connect "$res") + $(kv err_read "$res") \
                + $(kv err_write "$res") + $(kv err_timeout "$res") ))
         # err_status counts >399 replies, which response() already counted as non200
         err_note="$errs"
         (( $(kv missing_sid "$res") > 0 )) && err_note="$err_note (no Mcp-Session-Id on $(kv missing_sid "$res") answers)"
         (( $(kv fallback "$res") > 0 )) && err_note="$err_note ($(kv fallback "$res") requests shared a busy session)"
-        (( errs > 0 )) && { any_errors=1; log "[$mode c=$c] ERRORS: $res"; }
+        (( errs > 0 )) && { any_errors=1; log "[$gw_kind $scen c=$c] ERRORS: $res"; }
 
         read -r wu ws <<<"$(sed -n 2p "$tmp/wrk.times")"
         wrk_cpu=$(awk -v u="$(seconds_of "$wu")" -v s="$(seconds_of "$ws")" -v w="$((t1 - t0))" 'BEGIN{printf "%.0f", (u+s)*1e6/w*100}')
-        rps=$(awk -v n="$n" -v d="$dur" 'BEGIN{printf "%.0f", n/(d/1e6)}')
+        rps=$(awk -v n="$n" -v d="$dur_us" 'BEGIN{printf "%.0f", n/(d/1e6)}')
         gw_us=$(per_req $((gw1 - gw0)) "$n"); ch_us=$(per_req "$child_d" "$n")
         gw_pct=$(awk -v x=$((gw1 - gw0)) -v hz="$hz" -v w="$((t1 - t0))" 'BEGIN{printf "%.0f", x/hz*1e6/w*100}')
-        label="one shared session"; [[ "$mode" == per-conn ]] && label="session per connection"
-        rows+=("| HTTP tools/call, $label | $c | $(fmt %.0f "$rps") | $(fmt %.0f "$(kv p50_us "$res")") | $(fmt %.0f "$(kv p99_us "$res")") | $gw_us | $ch_us | $gw_pct % | $wrk_cpu % | $err_note |")
-        log "[$mode c=$c] $n requests, $rps req/s, p50 $(kv p50_us "$res") µs, p99 $(kv p99_us "$res") µs, gateway $gw_us µs/req ($gw_pct %), children $ch_us µs/req ($active of ${#snap_child[@]} used CPU), wrk $wrk_cpu %, errors $errs"
+        local label="one shared session"
+        [[ "$mode" == per-conn ]] && label="session per connection"
+        [[ "$gw_kind" == raw-echo ]] && label="fixed reply, no MCP"
+        local tl; tl="$(target_label)"
+        [[ "$scheme" == https ]] && label="$label, TLS"
+        rows+=("| $tl | HTTP tools/call, $label | $c | $(fmt %.0f "$rps") | $(fmt %.0f "$(kv p50_us "$res")") | $(fmt %.0f "$(kv p99_us "$res")") | $gw_us | $ch_us | $gw_pct % | ${rss:-–} | $wrk_cpu % | $err_note |")
+        printf 'http\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$scen" "$gw_kind${gw_variant:+-${gw_variant// /-}}" "$c" "$rps" \
+            "$(kv p50_us "$res")" "$(kv p99_us "$res")" "$gw_us" "$ch_us" "$gw_pct" "$wrk_cpu" "${rss:-}" "$errs" "$dur" >>"$data"
+        log "[$gw_kind $scen c=$c] $n requests, $rps req/s, p50 $(kv p50_us "$res") µs, p99 $(kv p99_us "$res") µs, gateway $gw_us µs/req ($gw_pct %), RSS ${rss:-?} KB, children $ch_us µs/req ($active of ${#snap_child[@]} used CPU), wrk $wrk_cpu %, errors $errs"
 
         if [[ "$mode" == per-conn ]]; then
             for s in "${sids[@]}"; do delete_session "$s"; done
         fi
     done
+}
+
+gw_variant=""
+for mode in $MODES; do
+    # shellcheck disable=SC2086
+    http_runs "shttp-$mode" "$mode" "$DURATION" "$WARMUP" $CONNS
 done
 
 # ---------------------------------------------------------------- 5. legacy HTTP+SSE throughput
@@ -394,7 +534,7 @@ run_sse_load() { # run_sse_load OUTFILE MAX_SECONDS ARGS... ; in the background 
 
 sse_misbehaves() { # sse_misbehaves OUTFILE -> report the first bad request/answer and exit
     {
-        echo "bench: DAEMON MISBEHAVES (legacy HTTP+SSE)"
+        echo "bench: DAEMON MISBEHAVES (legacy HTTP+SSE, $gw_kind)"
         grep '^BENCH_SSE_SAMPLE ' "$1" | sed 's/^BENCH_SSE_SAMPLE /  /' || true
         grep '^BENCH_SSE ' "$1" | sed 's/^/  counters: /' || true
     } >&2
@@ -402,24 +542,29 @@ sse_misbehaves() { # sse_misbehaves OUTFILE -> report the first bad request/answ
 }
 
 declare -a sse_rows=()
-if [[ -n "${SSE_SESSIONS// /}" ]]; then
-    sse_dur="$(to_seconds "$DURATION")"
-    sse_warm="$(to_seconds "$WARMUP")"
+sse_prefix() { [[ "$gw_kind" == mcp-proxy ]] && echo '/messages/?session_id=' || echo '/messages?sessionId='; }
+
+# sse_runs DURATION WARMUP SESSIONS... : sse_load runs against the current target
+sse_runs() {
+    local sse_dur sse_warm c pfx
+    sse_dur="$(to_seconds "$1")"; sse_warm="$(to_seconds "$2")"; shift 2
+    pfx="$(sse_prefix)"
     # sanity check: one session, a fraction of a second; every POST must get 202 and every answer must come
     # on the stream as event: message with the request's id and the echoed text
-    log "[legacy-sse] sanity check: GET /sse, POST /messages initialize, notifications/initialized, tools/call"
-    run_sse_load "$tmp/sse.out" 45 load -p "$port" -c 1 -d 0.3 -w 0 -x "$TEXT" -g "$gw_pid" \
+    log "[$gw_kind legacy-sse] sanity check: GET /sse, POST ${pfx}… initialize, notifications/initialized, tools/call"
+    run_sse_load "$tmp/sse.out" 45 load -p "$port" -c 1 -d 0.3 -w 0 -x "$TEXT" -g "$gw_pid" -E "$pfx" \
         || { cat "$tmp/sse.out" >&2; die "sse_load failed"; }
     res="$(grep '^BENCH_SSE ' "$tmp/sse.out" || true)"
     [[ -n "$res" && "$(kv errors "$res")" == 0 && "$(kv requests "$res")" -gt 0 ]] || sse_misbehaves "$tmp/sse.out"
-    log "sanity check passed: legacy SSE answers arrive on the stream with the echoed text"
+    log "sanity check passed ($gw_kind): legacy SSE answers arrive on the stream with the echoed text"
 
-    for c in $SSE_SESSIONS; do
-        log "[legacy-sse c=$c] $c sessions (GET /sse + keep-alive POST /messages each), ${sse_warm}s warm-up, ${sse_dur}s"
+    for c in "$@"; do
+        log "[$gw_kind legacy-sse c=$c] $c sessions (GET /sse + keep-alive POST each), ${sse_warm}s warm-up, ${sse_dur}s"
         sse_limit=$(awk -v d="$sse_dur" -v w="$sse_warm" 'BEGIN{printf "%d", d+w+45}')
-        run_sse_load "$tmp/sse.out" "$sse_limit" load -p "$port" -c "$c" -d "$sse_dur" -w "$sse_warm" -x "$TEXT" -g "$gw_pid" \
+        run_sse_load "$tmp/sse.out" "$sse_limit" load -p "$port" -c "$c" -d "$sse_dur" -w "$sse_warm" -x "$TEXT" -g "$gw_pid" -E "$pfx" \
             || { cat "$tmp/sse.out" >&2; die "sse_load failed"; }
-        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$gw_log" >&2; die "gateway exited during the legacy SSE run"; }
+        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$gw_log" >&2; die "$gw_kind exited during the legacy SSE run"; }
+        rss=$(rss_of "$gw_pid")
         res="$(grep '^BENCH_SSE ' "$tmp/sse.out" || true)"
         [[ -n "$res" ]] || { cat "$tmp/sse.out" >&2; die "sse_load produced no BENCH_SSE line"; }
         grep '^BENCH_SSE_SAMPLE ' "$tmp/sse.out" | sed 's/^BENCH_SSE_SAMPLE /  first bad request: /' >&2 || true
@@ -428,15 +573,183 @@ if [[ -n "${SSE_SESSIONS// /}" ]]; then
         if ((errs > 0)); then
             any_errors=1
             err_note="$errs (setup $(kv err_setup "$res"), POST $(kv err_post "$res"), answer $(kv err_answer "$res"), closed $(kv err_closed "$res"), timeout $(kv err_timeout "$res"))"
-            log "[legacy-sse c=$c] ERRORS: $res"
+            log "[$gw_kind legacy-sse c=$c] ERRORS: $res"
         fi
         gw_t=$(kv gw_ticks "$res"); ch_t=$(( $(kv child_ticks "$res") + $(kv gw_reaped_ticks "$res") ))
         gw_us=$(per_req "$gw_t" "$n"); ch_us=$(per_req "$ch_t" "$n")
         gw_pct=$(awk -v x="$gw_t" -v hz="$hz" -v w="$wall" 'BEGIN{printf "%.0f", x/hz*1e6/w*100}')
         lg_pct=$(awk -v x="$(kv self_cpu_us "$res")" -v w="$wall" 'BEGIN{printf "%.0f", x/w*100}')
-        sse_rows+=("| legacy SSE tools/call: GET /sse stream + POST /messages per session (sse_load) | $c session$( ((c == 1)) || echo s) ($((2 * c)) conns) | $(fmt %.0f "$(kv rps "$res")") | $(kv p50_us "$res") | $(kv p99_us "$res") | $gw_us | $ch_us | $gw_pct % | $lg_pct % | $err_note |")
-        log "[legacy-sse c=$c] $n requests, $(kv rps "$res") req/s, p50 $(kv p50_us "$res") µs, p99 $(kv p99_us "$res") µs, gateway $gw_us µs/req ($gw_pct %), children $ch_us µs/req ($(kv child_active "$res") of $(kv child_pids "$res") used CPU), sse_load $lg_pct %, errors $errs, answers before the POST's 202: $(kv answer_before_202 "$res")"
+        sse_rows+=("| $(target_label) | legacy SSE tools/call: GET /sse stream + POST per session (sse_load) | $c session$( ((c == 1)) || echo s) ($((2 * c)) conns) | $(fmt %.0f "$(kv rps "$res")") | $(kv p50_us "$res") | $(kv p99_us "$res") | $gw_us | $ch_us | $gw_pct % | ${rss:-–} | $lg_pct % | $err_note |")
+        printf 'sse\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "sse" "$gw_kind" "$c" "$(kv rps "$res")" \
+            "$(kv p50_us "$res")" "$(kv p99_us "$res")" "$gw_us" "$ch_us" "$gw_pct" "$lg_pct" "${rss:-}" "$errs" "${sse_dur}s" >>"$data"
+        log "[$gw_kind legacy-sse c=$c] $n requests, $(kv rps "$res") req/s, p50 $(kv p50_us "$res") µs, p99 $(kv p99_us "$res") µs, gateway $gw_us µs/req ($gw_pct %), RSS ${rss:-?} KB, children $ch_us µs/req ($(kv child_active "$res") of $(kv child_pids "$res") used CPU), sse_load $lg_pct %, errors $errs, answers before the POST's 202: $(kv answer_before_202 "$res")"
     done
+}
+
+if [[ -n "${SSE_SESSIONS// /}" ]]; then
+    # shellcheck disable=SC2086
+    sse_runs "$DURATION" "$WARMUP" $SSE_SESSIONS
+fi
+
+# ---------------------------------------------------------------- 5b. session setup latency
+declare -a setup_rows=()
+setup_run() { # setup_run LABEL KEY : setup_lat against the current target
+    log "[$gw_kind setup] $SETUP_N sequential sessions: initialize → notifications/initialized → first tools/call result"
+    local out="$tmp/setup.out" line
+    timeout -k 2 150 "$tmp/setup_lat" -p "$port" -n "$SETUP_N" -w 10 -x "$TEXT" >"$out" 2>&1 || { cat "$out" >&2; die "setup_lat failed"; }
+    grep '^BENCH_SETUP_SAMPLE ' "$out" | sed 's/^BENCH_SETUP_SAMPLE /  first bad step: /' >&2 || true
+    line="$(grep '^BENCH_SETUP ' "$out" || true)"
+    [[ -n "$line" ]] || { cat "$out" >&2; die "setup_lat produced no BENCH_SETUP line"; }
+    (( $(kv errors "$line") == 0 )) || { any_errors=1; log "[$gw_kind setup] ERRORS: $line"; }
+    setup_rows+=("| $1 | $(kv sessions "$line") | $(kv p50_us "$line") | $(kv p90_us "$line") | $(kv p99_us "$line") | $(kv max_us "$line") | $(kv errors "$line") |")
+    printf 'setup\t%s\t%s\t1\t\t%s\t%s\t\t\t\t\t\t%s\t\n' "setup" "$2" "$(kv p50_us "$line")" "$(kv p99_us "$line")" "$(kv errors "$line")" >>"$data"
+    log "[$gw_kind setup] $line"
+}
+gw_variant="dedicated pool"
+setup_run "Switchyard, dedicated pool (default: 1 warm spare, spawned but not initialized)" switchyard
+gw_variant=""
+
+stop_gateway
+reap_children
+
+write_config() { # write_config FILE POOL_YAML [TLS]
+    {
+        echo "listen:"
+        echo "  - address: \"127.0.0.1:0\""
+        [[ "${3:-}" == tls ]] && echo "    tls: {cert: \"$tmp/cert.pem\", key: \"$tmp/key.pem\"}"
+        echo "servers:"
+        echo "  demo:"
+        echo "    command: \"$SWITCHYARD_BIN\""
+        echo "    args: [\"demo-server\"]"
+        echo "    pool: $2"
+        echo "limits:"
+        echo "  max_sessions: $MAX_SESSIONS"
+    } >"$1"
+}
+
+# ---------------------------------------------------------------- 7a. Switchyard shared pool vs dedicated
+if [[ "$SHARED_POOL" != 0 ]]; then
+    write_config "$tmp/shared.yaml" "{mode: shared, min_idle: 2}"
+    start_gateway --config "$tmp/shared.yaml" "${GW_EXTRA[@]}"
+    gw_variant="shared pool"
+    sanity_check
+    http_runs "shttp-per-conn" per-conn "$DURATION" "$WARMUP" 64
+    setup_run "Switchyard, shared pool (\`pool: {mode: shared, min_idle: 2}\`)" switchyard-shared-pool
+    gw_variant=""
+    stop_gateway
+    reap_children
+fi
+
+# ---------------------------------------------------------------- 7b. TLS
+tls_note=""
+"$CC" -O2 -Wall -o "$tmp/raw_echo" "$here/raw_echo.c" -levent_core -levent_extra 2>"$tmp/cc.err" \
+    || { cat "$tmp/cc.err" >&2; die "cannot build raw_echo.c (needs libevent-dev)"; }
+if [[ "$TLS" != 0 && -n "${TLS_CONNS// /}" ]]; then
+    if ! command -v openssl >/dev/null; then
+        tls_note="TLS rows skipped: openssl not found"
+    elif ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$tmp/key.pem" \
+            -out "$tmp/cert.pem" -days 2 -subj /CN=127.0.0.1 -addext "subjectAltName=IP:127.0.0.1" 2>"$tmp/openssl.err"; then
+        tls_note="TLS rows skipped: openssl could not make a certificate: $(tail -1 "$tmp/openssl.err")"
+    else
+        scheme=https
+        CURL_TLS=(-k)
+        write_config "$tmp/tls.yaml" "{mode: dedicated}" tls
+        start_gateway --config "$tmp/tls.yaml" "${GW_EXTRA[@]}"
+        sanity_check
+        # shellcheck disable=SC2086
+        http_runs "shttp-tls-per-conn" per-conn "$DURATION" "$WARMUP" $TLS_CONNS
+        stop_gateway
+        reap_children
+        if has_peer raw-echo; then
+            if "$CC" -O2 -Wall -DRAW_ECHO_TLS -o "$tmp/raw_echo_tls" "$here/raw_echo.c" -levent_core -levent_extra \
+                    -levent_openssl -lssl -lcrypto 2>"$tmp/cc.err"; then
+                mv "$tmp/raw_echo" "$tmp/raw_echo_plain"; cp "$tmp/raw_echo_tls" "$tmp/raw_echo"
+                start_raw_echo "$tmp/reply.body" tls
+                sanity_check
+                # shellcheck disable=SC2086
+                http_runs "shttp-tls" shared "$DURATION" "$WARMUP" $TLS_CONNS
+                stop_gateway
+                mv "$tmp/raw_echo_plain" "$tmp/raw_echo"
+            else
+                tls_note="raw echo over TLS skipped: cannot build with libevent_openssl: $(head -1 "$tmp/cc.err")"
+            fi
+        fi
+        scheme=http
+        CURL_TLS=()
+    fi
+    [[ -n "$tls_note" ]] && log "warning: $tls_note"
+fi
+
+# ---------------------------------------------------------------- 7c. raw echo (physical HTTP limit)
+if has_peer raw-echo; then
+    start_raw_echo "$tmp/reply.body"
+    sanity_check
+    # shellcheck disable=SC2086
+    http_runs "shttp" shared "$DURATION" "$WARMUP" $CONNS
+    stop_gateway
+fi
+
+# ---------------------------------------------------------------- 7d. mcp-proxy
+mp_note=""
+mp_version=""
+declare -a mp_idle_rows=()
+ensure_mcp_proxy() { # creates $VENV with mcp-proxy + matplotlib once; sets mp_note on failure
+    if [[ -x "$VENV/bin/mcp-proxy" && -f "$VENV/.bench-ok" ]]; then return 0; fi
+    log "creating $VENV (pip install $MP_SPEC matplotlib)"
+    if ! python3 -m venv "$VENV" >"$tmp/venv.log" 2>&1; then
+        mp_note="mcp-proxy not run: python3 -m venv $VENV failed: $(tail -1 "$tmp/venv.log")"
+        return 1
+    fi
+    if ! timeout 300 "$VENV/bin/pip" install -q "$MP_SPEC" matplotlib >"$tmp/pip.log" 2>&1; then
+        mp_note="mcp-proxy not run: pip install $MP_SPEC failed: $(grep -m1 -i error "$tmp/pip.log" || tail -1 "$tmp/pip.log")"
+        return 1
+    fi
+    touch "$VENV/.bench-ok"
+}
+if has_peer mcp-proxy; then
+    if ensure_mcp_proxy; then
+        mp_version="$("$VENV/bin/pip" show mcp-proxy 2>/dev/null | awk '/^Version:/{print $2}'), mcp $("$VENV/bin/pip" show mcp 2>/dev/null | awk '/^Version:/{print $2}')"
+        if start_mcp_proxy; then
+            sanity_check
+            for mode in $MODES; do
+                # shellcheck disable=SC2086
+                http_runs "shttp-$mode" "$mode" "$MP_DURATION" "$MP_WARMUP" $CONNS
+            done
+            if [[ -n "${SSE_SESSIONS// /}" ]]; then
+                # shellcheck disable=SC2086
+                sse_runs "$MP_DURATION" "$MP_WARMUP" $SSE_SESSIONS
+            fi
+            setup_run "mcp-proxy $mp_version (one shared child, started with the proxy)" mcp-proxy
+            stop_gateway
+            reap_children
+            if [[ "$MP_IDLE" != 0 ]] && ((nofile >= MP_IDLE + 200)); then
+                start_mcp_proxy || die "mcp-proxy did not start again"
+                sleep 0.5
+                log "[mcp-proxy idle] opening $MP_IDLE idle GET /sse sessions"
+                if run_sse_load "$tmp/mpidle.out" 55 idle -p "$port" -g "$gw_pid" -n "$MP_IDLE" -r 0 -b 100 -T 40 -W 10 \
+                        -E '/messages/?session_id='; then
+                    sed 's/^/  /' "$tmp/mpidle.out" >&2
+                    b_rss=$(kv rss_kb "$(grep 'step=base ' "$tmp/mpidle.out")")
+                    o_line="$(grep "step=open$MP_IDLE " "$tmp/mpidle.out" || true)"
+                    o_rss=$(kv rss_kb "$o_line"); o_open=$(kv open "$o_line")
+                    if [[ -n "$b_rss" && -n "$o_rss" && "${o_open:-0}" -gt 0 ]]; then
+                        mp_kb=$(awk -v d=$((o_rss - b_rss)) -v n="$o_open" 'BEGIN{printf "%.2f", d/n}')
+                        mp_idle_rows+=("| mcp-proxy $mp_version | $o_open | $b_rss | $o_rss | $((o_rss - b_rss)) | $mp_kb | $(kv ms "$o_line") | $(kv errors "$(grep BENCH_IDLE_DONE "$tmp/mpidle.out")") |")
+                        printf 'idle\tidle\tmcp-proxy\t%s\t\t\t\t\t\t\t\t%s\t%s\t%s\n' "$o_open" "$o_rss" "$(kv errors "$(grep BENCH_IDLE_DONE "$tmp/mpidle.out")")" "$mp_kb" >>"$data"
+                    fi
+                else
+                    log "warning: mcp-proxy idle step failed"; cat "$tmp/mpidle.out" >&2
+                fi
+                stop_gateway
+                reap_children
+            fi
+        else
+            mp_note="mcp-proxy not run: it did not accept connections on port $port within 30 s (log above)"
+            stop_gateway
+            reap_children
+        fi
+    fi
+    [[ -n "$mp_note" ]] && log "warning: $mp_note"
 fi
 
 # ---------------------------------------------------------------- 6. idle memory per legacy SSE session
@@ -491,6 +804,9 @@ if [[ "$IDLE" != 0 ]]; then
                 per="–"
                 ((iopen[$st] > 0)) && per=$(awk -v d="$delta" -v n="${iopen[$st]}" 'BEGIN{printf "%.2f", d/n}')
                 idle_rows+=("| $what | ${iopen[$st]} | ${irss[$st]} | $delta | $per | ${ifds[$st]} | $(kv ms "$line") |")
+                if [[ "$st" == open* ]]; then
+                    printf 'idle\tidle\tswitchyard\t%s\t\t\t\t\t\t\t\t%s\t\t%s\n' "${iopen[$st]}" "${irss[$st]}" "$per" >>"$data"
+                fi
             else
                 idle_rows+=("| $what | ${iopen[$st]} | ${irss[$st]} | – | – | ${ifds[$st]} | $(kv ms "$line") |")
             fi
@@ -556,7 +872,7 @@ fi
 
 # ---------------------------------------------------------------- 5. report
 pipe_row() { # pipe_row LABEL PIPE_RTT_LINE
-    echo "| $1 | 1 | $(fmt %.0f "$(kv rps "$2")") | $(fmt %.0f "$(kv p50_us "$2")") | $(fmt %.0f "$(kv p99_us "$2")") | – | $(kv child_cpu_us_per_req "$2") | – | $(fmt %.0f "$(kv self_cpu_pct "$2")") % | 0 |"
+    echo "| – | $1 | 1 | $(fmt %.0f "$(kv rps "$2")") | $(fmt %.0f "$(kv p50_us "$2")") | $(fmt %.0f "$(kv p99_us "$2")") | – | $(kv child_cpu_us_per_req "$2") | – | – | $(fmt %.0f "$(kv self_cpu_pct "$2")") % | 0 |"
 }
 
 commit="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -579,18 +895,40 @@ report="$tmp/report.md"
     if ((${#sse_rows[@]})); then
         echo "- legacy SSE (2024-11-05): sse_load, per session one \`GET /sse\` stream + one keep-alive \`POST /messages?sessionId=…\` connection,"
         echo "  \`initialize\` + \`notifications/initialized\`, then \`tools/call\` echo with one request in flight per session (next POST after"
-        echo "  the answer arrived on the stream and the POST's 202); ${sse_dur}s after a ${sse_warm}s warm-up; p50/p99 = POST written → \`event: message\`"
+        echo "  the answer arrived on the stream and the POST's 202); $(to_seconds "$DURATION")s after a $(to_seconds "$WARMUP")s warm-up; p50/p99 = POST written → \`event: message\`"
         echo "  with that id read from the stream; CPU from /proc over the measured window; load gen column = sse_load's own CPU"
     fi
     echo
-    echo "| scenario | connections | req/s | p50 µs | p99 µs | gateway CPU µs/req | child CPU µs/req | gateway CPU % | load gen (wrk) CPU % | errors |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "- peers in the same run: mcp-proxy ${mp_version:-–} (\`--log-level WARNING\`, \`-- $SWITCHYARD_BIN demo-server\`; its HTTP and SSE runs"
+    echo "  use \`-d$MP_DURATION\` after \`$MP_WARMUP\`), raw echo = Tests/Bench/raw_echo.c (libevent evhttp, backlog 4096, TCP_NODELAY)"
+    echo "  answering every POST /mcp with the gateway's exact reply bytes (chunked \`event: message\` SSE, no MCP work)"
+    echo "- TLS rows: ECDSA P-256 self-signed certificate made with openssl for this run; wrk over https (TLS 1.3), keep-alive"
+    echo "  (the handshake is paid once per connection)"
+    [[ -n "${mp_note:-}" ]] && echo "- **$mp_note**"
+    [[ -n "${tls_note:-}" ]] && echo "- $tls_note"
+    echo "- gateway = the process under load (Switchyard, mcp-proxy's Python process, or raw_echo); child = its descendants;"
+    echo "  gateway RSS = its VmRSS right after the run"
+    echo
+    echo "| server | scenario | connections | req/s | p50 µs | p99 µs | gateway CPU µs/req | child CPU µs/req | gateway CPU % | gateway RSS KB | load gen CPU % | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     pipe_row "pipe baseline: direct stdio to \`demo-server\` (pipe_rtt)" "$pipe_line"
     if [[ -n "$pipe_pinned_line" ]]; then
         pipe_row "pipe baseline, pipe_rtt + child pinned to CPU 0" "$pipe_pinned_line"
     fi
     printf '%s\n' "${rows[@]}"
     ((${#sse_rows[@]})) && printf '%s\n' "${sse_rows[@]}"
+    if ((${#setup_rows[@]})); then
+        echo
+        echo "## Session setup latency"
+        echo
+        echo "- setup_lat: $SETUP_N sequential sessions (after 10 warm-up sessions) on one keep-alive connection; per session"
+        echo "  \`initialize\` → \`notifications/initialized\` (202) → \`tools/call\` echo answer, timed from the first byte"
+        echo "  sent to the tool result read; then \`DELETE\` (not timed)"
+        echo
+        echo "| server | sessions | p50 µs | p90 µs | p99 µs | max µs | errors |"
+        echo "|---|---|---|---|---|---|---|"
+        printf '%s\n' "${setup_rows[@]}"
+    fi
     if [[ "$IDLE" != 0 ]]; then
         echo
         echo "## Idle legacy SSE sessions: gateway memory"
@@ -611,14 +949,34 @@ report="$tmp/report.md"
             printf '%s\n' "${idle_verdicts[@]}"
         fi
     fi
+    if ((${#mp_idle_rows[@]})); then
+        echo
+        echo "mcp-proxy, fresh process, same method (10 warm-up sessions, at most 100 connecting at a time, no round 2):"
+        echo
+        echo "| server | idle sessions | base VmRSS KB | VmRSS KB | Δ RSS KB | KB/session | open ms | errors |"
+        echo "|---|---|---|---|---|---|---|---|"
+        printf '%s\n' "${mp_idle_rows[@]}"
+    fi
 } >"$report"
+
+mkdir -p "$root/results"
+cp "$data" "$root/results/bench-$stamp.tsv"
+# side-by-side comparison with ratios and targets, and the chart (matplotlib from the bench venv)
+py=python3
+[[ -x "$VENV/bin/python" ]] && "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null && py="$VENV/bin/python"
+if "$py" "$here/compare.py" "$data" "$root/results/bench-$stamp.png" >"$tmp/compare.md" 2>"$tmp/compare.err"; then
+    { echo; cat "$tmp/compare.md"; } >>"$report"
+else
+    log "warning: compare.py failed: $(tail -3 "$tmp/compare.err")"
+fi
+sed 's/^/  /' "$tmp/compare.err" >&2 || true
 
 echo
 cat "$report"
-mkdir -p "$root/results"
 cp "$report" "$root/results/bench-$stamp.md"
 echo
-log "written to results/bench-$stamp.md"
+log "written to results/bench-$stamp.md (raw data: results/bench-$stamp.tsv)"
+[[ -f "$root/results/bench-$stamp.png" ]] && log "chart: results/bench-$stamp.png"
 
 if ((any_errors)) && [[ "${BENCH_ALLOW_ERRORS:-0}" != 1 ]]; then
     die "some requests failed (see the errors column and the messages above)"

@@ -41,6 +41,9 @@
  *   endpoint event, malformed endpoint, deadline passed. server_closed: idle streams the gateway closed
  *   before we did.
  *
+ * -E PREFIX: expected endpoint event data before the 32 lowercase hex session id (default
+ *   "/messages?sessionId=", Switchyard's; the Python SDK, e.g. mcp-proxy, sends "/messages/?session_id=").
+ *
  * Exit status: 0 ran (check errors=), 1 fatal error (message on stderr), 2 usage.
  * Build: cc -O2 -o sse_load sse_load.c
  */
@@ -1092,8 +1095,8 @@ static int run_idle(int gpid, const char *steps, int round2, int batch, double d
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: sse_load load -p PORT -c SESSIONS [-d SECONDS] [-w WARMUP_S] [-x TEXT] [-g GATEWAY_PID] [-H HOST]\n"
-            "       sse_load idle -p PORT -g GATEWAY_PID [-n 1000,10000] [-r 10000] [-b 500] [-T DEADLINE_S] [-W WARM] [-H HOST]\n");
+            "usage: sse_load load -p PORT -c SESSIONS [-d SECONDS] [-w WARMUP_S] [-x TEXT] [-g GATEWAY_PID] [-H HOST] [-E PREFIX]\n"
+            "       sse_load idle -p PORT -g GATEWAY_PID [-n 1000,10000] [-r 10000] [-b 500] [-T DEADLINE_S] [-W WARM] [-H HOST] [-E PREFIX]\n");
     exit(2);
 }
 
@@ -1108,7 +1111,7 @@ int main(int argc, char **argv) {
     nsess = 1;
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "p:c:d:w:x:g:H:n:r:b:T:W:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:c:d:w:x:g:H:n:r:b:T:W:E:")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'c': nsess = atoi(optarg); break;
@@ -1122,6 +1125,7 @@ int main(int argc, char **argv) {
         case 'b': batch = atoi(optarg); break;
         case 'T': deadline = atof(optarg); break;
         case 'W': warm_sessions = atoi(optarg); break;
+        case 'E': snprintf(endpoint_prefix, sizeof endpoint_prefix, "%s", optarg); break;
         default: usage();
         }
     }

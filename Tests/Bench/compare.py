@@ -1,0 +1,198 @@
+#!/usr/bin/env python3
+"""Side-by-side comparison for Tests/Bench/run.sh: reads the run's data (TSV, one line per measured run),
+prints a Markdown section with ratios and the targets of issue 6 on stdout, and writes a PNG chart
+(throughput and p50 latency per scenario, Switchyard vs its peers) if matplotlib is importable.
+
+    compare.py DATA.tsv CHART.png
+
+TSV columns: kind scenario target conns rps p50_us p99_us gw_us_per_req child_us_per_req gw_cpu_pct
+loadgen_cpu_pct gw_rss_kb errors duration (kind "setup": p50/p99 of session setup; kind "idle": conns = idle
+sessions, gw_rss_kb, and KB per session in the last column).
+"""
+import sys
+
+SY, MP, RAW = "switchyard", "mcp-proxy", "raw-echo"
+
+
+def num(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def load(path):
+    rows = []
+    with open(path) as f:
+        for line in f:
+            c = line.rstrip("\n").split("\t")
+            c += [""] * (14 - len(c))
+            rows.append(dict(kind=c[0], scen=c[1], target=c[2].replace(" ", "-"), conns=int(c[3] or 0), rps=num(c[4]), p50=num(c[5]),
+                             p99=num(c[6]), gw_us=num(c[7]), ch_us=num(c[8]), gw_pct=num(c[9]), lg_pct=num(c[10]),
+                             rss=num(c[11]), errors=num(c[12]), extra=c[13]))
+    return rows
+
+
+def fmt(x, spec="{:.0f}"):
+    return "–" if x is None else spec.format(x)
+
+
+def ratio(a, b, spec="{:.2f}×"):
+    if a is None or b is None or b == 0:
+        return "–"
+    return spec.format(a / b)
+
+
+def main():
+    data, png = sys.argv[1], sys.argv[2]
+    rows = load(data)
+    get = {}
+    for r in rows:
+        get[(r["kind"], r["scen"], r["target"], r["conns"])] = r
+
+    def find(kind, scen, target, conns):
+        return get.get((kind, scen, target, conns))
+
+    # scenarios: (label, kind, switchyard scenario, mcp-proxy scenario, raw scenario)
+    scenarios = [
+        ("Streamable HTTP, 1 shared session", "http", "shttp-shared", "shttp-shared", "shttp"),
+        ("Streamable HTTP, session per connection", "http", "shttp-per-conn", "shttp-per-conn", "shttp"),
+        ("legacy SSE, stream + POST per session", "sse", "sse", "sse", None),
+        ("Streamable HTTP over TLS, session per connection", "http", "shttp-tls-per-conn", None, "shttp-tls"),
+    ]
+    out = []
+    w = out.append
+    w("## Side by side: Switchyard vs mcp-proxy vs raw echo")
+    w("")
+    w("Same host, same run, same load generators and request; the child is `switchyard demo-server` behind both gateways;")
+    w("raw echo does no MCP work. Ratios: **SY/MP** = Switchyard ÷ mcp-proxy throughput, **SY/raw** = Switchyard ÷ raw echo")
+    w("throughput, **CPU vs raw** = Switchyard gateway CPU µs/req ÷ raw echo's, **p50 SY/MP** = Switchyard p50 ÷ mcp-proxy p50.")
+    w("")
+    w("| scenario | conns | SY req/s | MP req/s | raw req/s | SY/MP | SY/raw | SY p50 µs | MP p50 µs | raw p50 µs | p50 SY/MP "
+      "| SY p99 µs | MP p99 µs | SY CPU µs/req | MP CPU µs/req | raw CPU µs/req | CPU vs raw | SY RSS KB | MP RSS KB |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    chart = []  # (label, sy, mp, raw) rows
+    conns_all = sorted({r["conns"] for r in rows if r["kind"] in ("http", "sse")})
+    for label, kind, s_sy, s_mp, s_raw in scenarios:
+        for c in conns_all:
+            sy = find(kind, s_sy, SY, c)
+            if not sy:
+                continue
+            mp = find(kind, s_mp, MP, c) if s_mp else None
+            raw = find("http", s_raw, RAW, c) if s_raw else None
+            g = lambda r, k: r[k] if r else None
+            w(f"| {label} | {c} | {fmt(g(sy,'rps'))} | {fmt(g(mp,'rps'))} | {fmt(g(raw,'rps'))} | "
+              f"{ratio(g(sy,'rps'), g(mp,'rps'), '{:.1f}×')} | {ratio(g(sy,'rps'), g(raw,'rps'))} | {fmt(g(sy,'p50'))} | "
+              f"{fmt(g(mp,'p50'))} | {fmt(g(raw,'p50'))} | {ratio(g(sy,'p50'), g(mp,'p50'), '{:.3f}')} | {fmt(g(sy,'p99'))} | "
+              f"{fmt(g(mp,'p99'))} | {fmt(g(sy,'gw_us'), '{:.1f}')} | {fmt(g(mp,'gw_us'), '{:.1f}')} | "
+              f"{fmt(g(raw,'gw_us'), '{:.1f}')} | {ratio(g(sy,'gw_us'), g(raw,'gw_us'))} | {fmt(g(sy,'rss'))} | {fmt(g(mp,'rss'))} |")
+            short = {"shttp-shared": "HTTP 1 sess", "shttp-per-conn": "HTTP N sess", "sse": "SSE",
+                     "shttp-tls-per-conn": "HTTPS N sess"}[s_sy]
+            chart.append((f"{short}\nc={c}", sy, mp, raw))
+    sp = find("http", "shttp-per-conn", "switchyard-shared-pool", 64)
+    dd = find("http", "shttp-per-conn", SY, 64)
+    if sp:
+        w("")
+        w("Pool modes, Streamable HTTP, 64 sessions on 64 connections:")
+        w("")
+        w("| pool | req/s | p50 µs | p99 µs | gateway CPU µs/req | child CPU µs/req | gateway RSS KB |")
+        w("|---|---|---|---|---|---|---|")
+        for name, r in (("dedicated (64 children)", dd), ("shared (`min_idle: 2`)", sp)):
+            if r:
+                w(f"| {name} | {fmt(r['rps'])} | {fmt(r['p50'])} | {fmt(r['p99'])} | {fmt(r['gw_us'], '{:.1f}')} | "
+                  f"{fmt(r['ch_us'], '{:.1f}')} | {fmt(r['rss'])} |")
+        if dd:
+            w(f"\nshared ÷ dedicated throughput: {ratio(sp['rps'], dd['rps'])}")
+            chart.append(("HTTP N sess\nshared pool\nc=64", sp, None, None))
+
+    # targets
+    w("")
+    w("### Targets (issue 6; benchmark figures, not gates)")
+    w("")
+    verdicts = []
+
+    def verdict(name, value, ok):
+        state = "–" if ok is None else ("met" if ok else "**missed**")
+        verdicts.append(f"| {name} | {value} | {state} |")
+
+    sy64, mp64, raw64 = find("http", "shttp-per-conn", SY, 64), find("http", "shttp-per-conn", MP, 64), find("http", "shttp", RAW, 64)
+    if sy64 and mp64:
+        x = sy64["rps"] / mp64["rps"] if mp64["rps"] else None
+        verdict("Streamable HTTP, N sessions, 64 conns: ≥ 30× mcp-proxy throughput", fmt(x, "{:.1f}×"), None if x is None else x >= 30)
+    else:
+        verdict("Streamable HTTP, N sessions, 64 conns: ≥ 30× mcp-proxy throughput", "no mcp-proxy data", None)
+    if sy64 and raw64:
+        x = sy64["rps"] / raw64["rps"]
+        verdict("Streamable HTTP, N sessions, 64 conns: ≥ 0.75× raw echo throughput", f"{x:.2f}×", x >= 0.75)
+    for c in (1, 16, 64):
+        s, r = find("http", "shttp-per-conn", SY, c), find("http", "shttp", RAW, c)
+        if s and r and s["gw_us"] and r["gw_us"]:
+            x = s["gw_us"] / r["gw_us"]
+            verdict(f"gateway CPU µs/req ≤ 1.5× raw echo's (N sessions, {c} conn{'s' if c > 1 else ''})",
+                    f"{s['gw_us']:.1f} vs {r['gw_us']:.1f} µs = {x:.2f}×", x <= 1.5)
+    for scen, name in (("shttp-per-conn", "session per connection"), ("shttp-shared", "one shared session")):
+        s, m = find("http", scen, SY, 1), find("http", scen, MP, 1)
+        if s and m and m["p50"]:
+            x = s["p50"] / m["p50"]
+            verdict(f"p50 at 1 connection ≤ 1/5 of mcp-proxy's ({name})", f"{s['p50']:.0f} vs {m['p50']:.0f} µs = 1/{m['p50']/s['p50']:.1f}", x <= 0.2)
+    idle = sorted((r for r in rows if r["kind"] == "idle" and r["target"] == SY), key=lambda r: r["conns"])
+    for r in idle:
+        kb = num(r["extra"])
+        verdict(f"≤ 8 KB RSS per idle SSE session ({r['conns']} sessions)", fmt(kb, "{:.2f} KB"), None if kb is None else kb <= 8)
+    for r in rows:
+        if r["kind"] == "idle" and r["target"] == MP:
+            verdict(f"(peer) mcp-proxy RSS per idle SSE session ({r['conns']} sessions)", fmt(num(r["extra"]), "{:.1f} KB"), None)
+    st = find("setup", "setup", "switchyard-shared-pool", 1)
+    if st:
+        verdict("shared-pool session setup p50 ≤ 0.5 ms", f"{st['p50']/1000:.3f} ms (p99 {st['p99']/1000:.3f} ms)", st["p50"] <= 500)
+    for key, name in ((SY, "dedicated pool"), (MP, "mcp-proxy")):
+        r = find("setup", "setup", key, 1)
+        if r:
+            verdict(f"(for reference) session setup p50, {name}", f"{r['p50']/1000:.3f} ms (p99 {r['p99']/1000:.3f} ms)", None)
+    w("| target | measured | |")
+    w("|---|---|---|")
+    out.extend(verdicts)
+    print("\n".join(out))
+
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception as e:  # noqa: BLE001
+        print(f"compare.py: no chart (matplotlib not importable: {e})", file=sys.stderr)
+        return
+    if not chart:
+        return
+    labels = [c[0] for c in chart]
+    series = [("Switchyard", 1, "#1f77b4"), ("mcp-proxy", 2, "#d62728"), ("raw echo (no MCP)", 3, "#7f7f7f")]
+    fig, axes = plt.subplots(2, 1, figsize=(max(10, 0.95 * len(labels) + 2), 9), sharex=True)
+    width = 0.27
+    for ax, key, title, unit in ((axes[0], "rps", "Throughput (higher is better, log scale)", "req/s"),
+                                 (axes[1], "p50", "p50 latency (lower is better, log scale)", "µs")):
+        for name, idx, color in series:
+            xs, ys = [], []
+            for i, c in enumerate(chart):
+                r = c[idx]
+                if r and r[key]:
+                    xs.append(i + (idx - 2) * width)
+                    ys.append(r[key])
+            bars = ax.bar(xs, ys, width, label=name, color=color)
+            for b, y in zip(bars, ys):
+                ax.annotate(f"{y:,.0f}", (b.get_x() + b.get_width() / 2, y), ha="center", va="bottom", fontsize=7,
+                            rotation=90, xytext=(0, 2), textcoords="offset points")
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_ylabel(unit)
+        ax.grid(axis="y", alpha=0.3, which="both")
+        ax.margins(y=0.25)
+    axes[0].legend(loc="upper left", ncol=3, fontsize=9)
+    axes[1].set_xticks(range(len(labels)))
+    axes[1].set_xticklabels(labels, fontsize=8)
+    fig.suptitle("Switchyard vs mcp-proxy vs raw libevent echo: tools/call echo, same host, same load generators")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    print(f"compare.py: chart written to {png}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+/*
+ * raw_echo: the physical HTTP limit for the benchmark. A minimal libevent (evhttp) server that answers
+ * every POST /mcp with 200 and a fixed reply of the same size and shape as the gateway's answer to
+ * tools/call echo, without any MCP work: no JSON parsing, no session lookup, no child.
+ *
+ *   raw_echo -p PORT -b BODY_FILE [-c CONTENT_TYPE] [-k] [--cert PEM --key PEM]
+ *
+ * Reply: status 200, headers Content-Type (default text/event-stream), Cache-Control: no-cache, no-transform,
+ * X-Accel-Buffering: no, the request's Mcp-Session-Id echoed back (wrk's per-connection session bookkeeping
+ * uses it), and BODY_FILE's bytes. By default the body is sent chunked in one chunk plus the last chunk, like
+ * the gateway's SSE answer (`-k`: Content-Length instead, for a JSON-shaped answer). Anything other than
+ * POST /mcp gets 404.
+ * Listener: 127.0.0.1 only, backlog 4096, TCP_NODELAY (set on the listening socket; Linux accepted sockets inherit
+ * it, as in the gateway).
+ * With --cert/--key: TLS (libevent_openssl, OpenSSL defaults, TLS 1.2+).
+ * Prints "raw_echo listening port=N" on stderr once bound (-p 0 picks a free port). SIGTERM/SIGINT stop it.
+ *
+ * Build: cc -O2 -o raw_echo raw_echo.c -levent_core -levent_extra [-DRAW_ECHO_TLS -levent_openssl -lssl -lcrypto]
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#ifdef RAW_ECHO_TLS
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+static SSL_CTX *ssl_ctx;
+#endif
+
+static char *body;
+static size_t body_len;
+static const char *ctype = "text/event-stream";
+static int use_clen;
+
+static void die(const char *m) {
+    fprintf(stderr, "raw_echo: %s\n", m);
+    exit(1);
+}
+
+static void on_request(struct evhttp_request *req, void *arg) {
+    (void)arg;
+    const char *uri = evhttp_request_get_uri(req);
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST || !uri || strncmp(uri, "/mcp", 4) != 0 ||
+        (uri[4] && uri[4] != '?' && uri[4] != '/')) {
+        evhttp_send_error(req, 404, "Not Found");
+        return;
+    }
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+    evhttp_add_header(out, "Content-Type", ctype);
+    if (!use_clen) {
+        evhttp_add_header(out, "Cache-Control", "no-cache, no-transform");
+        evhttp_add_header(out, "X-Accel-Buffering", "no");
+    }
+    const char *sid = evhttp_find_header(in, "Mcp-Session-Id");
+    if (sid) evhttp_add_header(out, "Mcp-Session-Id", sid);
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_reference(b, body, body_len, NULL, NULL);
+    if (use_clen) {
+        evhttp_send_reply(req, 200, "OK", b);
+    } else {
+        evhttp_send_reply_start(req, 200, "OK");
+        evhttp_send_reply_chunk(req, b);
+        evhttp_send_reply_end(req);
+    }
+    evbuffer_free(b);
+}
+
+static void nodelay(evutil_socket_t fd) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+static struct bufferevent *bev_plain(struct event_base *base, void *arg) {
+    (void)arg;
+    return bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+}
+
+#ifdef RAW_ECHO_TLS
+static struct bufferevent *bev_tls(struct event_base *base, void *arg) {
+    (void)arg;
+    SSL *ssl = SSL_new(ssl_ctx);
+    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+#endif
+
+static struct evhttp *http;
+
+static void on_signal(evutil_socket_t s, short ev, void *arg) {
+    (void)s;
+    (void)ev;
+    event_base_loopbreak(arg);
+}
+
+int main(int argc, char **argv) {
+    int port = 0;
+    const char *bodyfile = NULL, *cert = NULL, *key = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-p") && i + 1 < argc) port = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-b") && i + 1 < argc) bodyfile = argv[++i];
+        else if (!strcmp(argv[i], "-c") && i + 1 < argc) ctype = argv[++i];
+        else if (!strcmp(argv[i], "-k")) use_clen = 1;
+        else if (!strcmp(argv[i], "--cert") && i + 1 < argc) cert = argv[++i];
+        else if (!strcmp(argv[i], "--key") && i + 1 < argc) key = argv[++i];
+        else {
+            fprintf(stderr, "usage: raw_echo -p PORT -b BODY_FILE [-c CONTENT_TYPE] [-k] [--cert PEM --key PEM]\n");
+            return 2;
+        }
+    }
+    if (!bodyfile) die("-b BODY_FILE is required");
+    FILE *f = fopen(bodyfile, "rb");
+    if (!f) die("cannot open the body file");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (n <= 0) die("empty body file");
+    body = malloc((size_t)n);
+    if (fread(body, 1, (size_t)n, f) != (size_t)n) die("cannot read the body file");
+    fclose(f);
+    body_len = (size_t)n;
+    signal(SIGPIPE, SIG_IGN);
+
+    struct event_base *base = event_base_new();
+    if (!base) die("event_base_new failed");
+    http = evhttp_new(base);
+    evhttp_set_gencb(http, on_request, NULL);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_POST | EVHTTP_REQ_GET | EVHTTP_REQ_DELETE);
+    if (cert || key) {
+#ifdef RAW_ECHO_TLS
+        if (!cert || !key) die("--cert and --key go together");
+        ssl_ctx = SSL_CTX_new(TLS_server_method());
+        SSL_CTX_set_min_proto_version(ssl_ctx, TLS1_2_VERSION);
+        if (SSL_CTX_use_certificate_chain_file(ssl_ctx, cert) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ssl_ctx, key, SSL_FILETYPE_PEM) != 1)
+            die("cannot load the certificate or key");
+        evhttp_set_bevcb(http, bev_tls, NULL);
+#else
+        die("built without TLS (compile with -DRAW_ECHO_TLS -levent_openssl -lssl -lcrypto)");
+#endif
+    } else {
+        evhttp_set_bevcb(http, bev_plain, NULL);
+    }
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sin.sin_addr);
+    /* our own listener like the gateway's: backlog 4096, TCP_NODELAY on the listening socket (accepted sockets
+       inherit it on Linux), handed to evhttp */
+    struct evconnlistener *l = evconnlistener_new_bind(base, NULL, NULL,
+                                                       LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                                       4096, (struct sockaddr *)&sin, sizeof sin);
+    if (!l) die("cannot listen on 127.0.0.1");
+    nodelay(evconnlistener_get_fd(l));
+    if (!evhttp_bind_listener(http, l)) die("evhttp_bind_listener failed");
+    struct sockaddr_in got;
+    socklen_t gl = sizeof got;
+    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&got, &gl);
+    fprintf(stderr, "raw_echo listening port=%d tls=%s\n", ntohs(got.sin_port), cert ? "yes" : "no");
+    fflush(stderr);
+    struct event *s1 = evsignal_new(base, SIGTERM, on_signal, base);
+    struct event *s2 = evsignal_new(base, SIGINT, on_signal, base);
+    event_add(s1, NULL);
+    event_add(s2, NULL);
+    event_base_dispatch(base);
+    evhttp_free(http); /* frees the bound listener too */
+    event_free(s1);
+    event_free(s2);
+    event_base_free(base);
+    free(body);
+    return 0;
+}
