@@ -143,9 +143,20 @@ package final class ChildProcess {
         return evbuffer_get_length(out)
     }
 
-    /// Queues bytes for stdin (moved from `data`).
+    /// Writes bytes to stdin (moved from `data`). With nothing queued the bytes go out at once, saving the
+    /// EV_WRITE registration and a loop turn per request; whatever the pipe does not take is queued.
     package func write(_ data: OutBuffer) {
         guard let e = stdinEv, !closeStdinWhenDrained else { return }
+        if let out = bufferevent_get_output(e), evbuffer_get_length(out) == 0 {
+            if evbuffer_write(data.buf, bufferevent_getfd(e)) < 0 {
+                let err = sy_errno()
+                if err != EAGAIN && err != EINTR {
+                    data.clear()  // the child is gone (EPIPE); its exit settles what was in flight
+                    return
+                }
+            }
+            if evbuffer_get_length(data.buf) == 0 { return }
+        }
         bufferevent_write_buffer(e, data.buf)
     }
 

@@ -60,7 +60,8 @@ package final class TLSContext {
                 if let names = SSL_load_client_CA_file(ca) { SSL_CTX_set_client_CA_list(c, names) }
             }
         } catch {
-            SSL_CTX_free(c)
+            // No SSL_CTX_free here: the object is fully initialized, so a throwing init still runs deinit,
+            // which frees it (freeing here as well was a double free).
             throw error
         }
     }

@@ -11,6 +11,14 @@ extension Gateway {
         "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID"
 
     func handle(_ ex: HTTPExchange) {
+        // Request smuggling: libevent frames by the first Content-Length and ignores a second one (or a
+        // Transfer-Encoding beside it). Refuse such requests and close, so nothing behind them is read.
+        if ex.headerCount("Content-Length") > 1 || (ex.headerCount("Transfer-Encoding") > 0 && ex.headerCount("Content-Length") > 0) {
+            respondError(
+                ex, 400, "Bad Request", JSONRPCErrorCode.serverError, "Bad Request: conflicting message framing (Content-Length)",
+                extra: [("Connection", "close")])
+            return
+        }
         if ex.method == .other("CONNECT") {
             // CONNECT's target is an authority, not a path; libevent would also leave the reply unframed.
             respondError(

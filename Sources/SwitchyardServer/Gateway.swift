@@ -50,6 +50,11 @@ package final class Gateway {
     /// Binds, runs the loop until shutdown completes, and returns the process exit code.
     package func run() -> Int32 {
         let nofile = EventLoop.prepareProcess()
+        // Signals first: a SIGTERM or SIGHUP right after the "listening" line must reach the handlers.
+        for sig in [SIGTERM, SIGINT] {
+            signals.append(SignalWatcher(loop: loop, signal: sig) { [unowned self] s in self.beginShutdown(signal: s) })
+        }
+        signals.append(SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.reloadTLS() })
         reaper = ChildReaper(loop: loop)
         reaper.onExit = { [unowned self] pid, desc, _ in self.childExited(pid: pid, description: desc) }
         http.handler = { [unowned self] ex in self.handle(ex) }
@@ -100,10 +105,6 @@ package final class Gateway {
                 ("servers", config.servers.map(\.name).joined(separator: ",")), ("default_server", config.defaultServer),
                 ("nofile", String(nofile.soft)),
             ])
-        for sig in [SIGTERM, SIGINT] {
-            signals.append(SignalWatcher(loop: loop, signal: sig) { [unowned self] s in self.beginShutdown(signal: s) })
-        }
-        signals.append(SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.reloadTLS() })
         let tick = min(1000, max(100, config.limits.sseKeepAliveMs / 2))
         janitor = Timer(loop: loop, afterMillis: tick, repeating: true) { [unowned self] in self.janitorTick() }
         for pool in pools.values { refill(pool) }
