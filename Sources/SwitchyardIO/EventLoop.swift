@@ -76,8 +76,8 @@ package final class Timer {
     private let repeating: Bool
     private let intervalMs: Int
 
-    /// Starts a timer that fires after `ms` (and every `ms` when `repeating`).
-    package init(loop: EventLoop, afterMillis ms: Int, repeating: Bool = false, _ callback: @escaping () -> Void) {
+    /// Starts a timer that fires after `ms` (and every `ms` when `repeating`); `armed: false` creates it idle.
+    package init(loop: EventLoop, afterMillis ms: Int, repeating: Bool = false, armed: Bool = true, _ callback: @escaping () -> Void) {
         self.callback = callback
         self.repeating = repeating
         self.intervalMs = ms
@@ -85,8 +85,19 @@ package final class Timer {
             loop.base, -1, repeating ? Int16(EV_PERSIST) : 0,
             { _, _, arg in Unmanaged<Timer>.fromOpaque(arg!).takeUnretainedValue().fire() },
             Unmanaged.passUnretained(self).toOpaque())
+        if armed { schedule(afterMillis: ms) }
+    }
+
+    /// (Re-)arms the timer; a pending expiry is replaced.
+    package func schedule(afterMillis ms: Int) {
+        guard let e = event else { return }
         var tv = timeval(tv_sec: ms / 1000, tv_usec: (ms % 1000) * 1000)
-        event_add(event, &tv)
+        event_add(e, &tv)
+    }
+
+    package var isPending: Bool {
+        guard let e = event else { return false }
+        return event_pending(e, Int16(EV_TIMEOUT), nil) != 0
     }
 
     private func fire() {

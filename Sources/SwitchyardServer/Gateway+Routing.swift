@@ -292,7 +292,7 @@ extension Gateway {
     /// Streams a response with its id restored, without an intermediate copy.
     func deliverSpliced(_ reply: Reply, _ bytes: UnsafeRawBufferPointer, _ idSpan: Span, _ orig: UnsafeRawBufferPointer) {
         reply.delivered += 1
-        guard let stream = reply.stream, stream.isOpen else { return }
+        guard let stream = reply.stream ?? ensureStream(reply), stream.isOpen else { return }
         let out = scratch
         out.append("event: message\ndata: ")
         Splice.write(bytes, replacing: idSpan, with: orig) { out.append($0) }
@@ -337,7 +337,7 @@ extension Gateway {
             // The token is the child-side id of the request that asked for progress.
             guard let params = env.params, let (tok, _) = EnvelopeScanner.member(bytes, of: params, key: "\"progressToken\""),
                 let cid = EnvelopeScanner.parseIssuedID(bytes, tok), let p = child.pending[cid], let original = p.progressToken,
-                let stream = p.reply?.stream, stream.isOpen
+                let reply = p.reply, let stream = reply.stream ?? ensureStream(reply), stream.isOpen
             else { return }
             let out = scratch
             out.append("event: message\ndata: ")

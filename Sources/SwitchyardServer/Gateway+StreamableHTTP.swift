@@ -223,17 +223,51 @@ extension Gateway {
         if reply.delivered >= reply.expected && reply.mode == .json && !reply.isBatch { return }
         switch reply.mode {
         case .sse:
-            if reply.stream == nil {
-                reply.stream = openStream(ex, session: session, isGet: false, sessionHeader: true)
-                // Messages already collected (errors answered synchronously) go out now.
-                let early = reply.collected
-                reply.collected.removeAll()
-                for m in early { m.withUnsafeBytes { writeEvent(reply.stream!, $0) } }
-                if reply.delivered >= reply.expected { endStream(reply.stream!) }
+            guard reply.stream == nil else { return }
+            reply.session = session
+            reply.lazyStart = true
+            let delay = config.limits.sseStartDelayMs
+            if delay == 0 || reply.delivered >= reply.expected {
+                if let stream = ensureStream(reply), reply.delivered >= reply.expected { endStream(stream) }
+                return
             }
+            // Fast tools answer within the delay: headers, event and end then leave in one write.
+            ex.deferReply()
+            reply.startDeadlineMs = loop.nowMillis + delay
+            lazyReplies.append(reply)
+            if !lazyTimer.isPending { lazyTimer.schedule(afterMillis: delay) }
         case .json:
             if reply.delivered >= reply.expected { sendJSON(reply) } else { ex.deferReply() }
         }
+    }
+
+    /// The SSE stream of a POST reply, opened now if it was waiting (lazy start); nil when the client left.
+    func ensureStream(_ reply: Reply) -> SSEStream? {
+        if let s = reply.stream { return s }
+        guard reply.lazyStart, reply.isOpen else { return nil }
+        let stream = openStream(reply.exchange, session: reply.session, isGet: false, sessionHeader: true)
+        reply.stream = stream
+        // Messages already collected (answered before the stream opened) go out now.
+        let early = reply.collected
+        reply.collected.removeAll()
+        for m in early { m.withUnsafeBytes { writeEvent(stream, $0) } }
+        return stream
+    }
+
+    /// Opens the streams of lazy replies whose delay ran out.
+    func startDueStreams() {
+        let now = loop.nowMillis
+        var next = Int.max
+        lazyReplies.removeAll { r in
+            if r.stream != nil || !r.isOpen { return true }
+            if r.startDeadlineMs <= now {
+                _ = ensureStream(r)
+                return true
+            }
+            next = min(next, r.startDeadlineMs)
+            return false
+        }
+        if next != Int.max { lazyTimer.schedule(afterMillis: max(1, next - now)) }
     }
 
     func replyMode(_ body: UnsafeRawBufferPointer, _ env: Envelope, _ accept: AcceptSet) -> ReplyMode {
@@ -356,11 +390,11 @@ extension Gateway {
         reply.delivered += 1
         switch reply.mode {
         case .sse:
-            if let stream = reply.stream {
+            if let stream = reply.stream ?? ensureStream(reply) {
                 writeEvent(stream, bytes)
                 if reply.endsStream && reply.delivered >= reply.expected { endStream(stream) }
-            } else {
-                reply.collected.append(Array(bytes))  // answered before the stream opened
+            } else if !reply.lazyStart {
+                reply.collected.append(Array(bytes))  // answered before finishPost decided on the stream
             }
         case .json:
             reply.collected.append(Array(bytes))

@@ -21,6 +21,9 @@ package final class Gateway {
     var requestKey: Key?
     var keyBuckets: [String: TokenBucket] = [:]
     private let scratchBuffer = OutBuffer()
+    /// SSE replies waiting for their first event or their start deadline (`sse_start_delay`).
+    var lazyReplies: [Reply] = []
+    lazy var lazyTimer = Timer(loop: loop, afterMillis: 1, armed: false) { [unowned self] in self.startDueStreams() }
     let origins: OriginPolicy
     var pools: [String: ServerPool] = [:]
     var sessions: [String: Session] = [:]

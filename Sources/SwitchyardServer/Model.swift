@@ -33,6 +33,10 @@ final class Reply {
     var stream: SSEStream?
     /// False for legacy sessions: their one stream outlives every request.
     var endsStream = true
+    /// SSE reply whose stream is opened lazily (with the first event, or at `startDeadlineMs`).
+    var lazyStart = false
+    var startDeadlineMs = 0
+    var session: Session?
     let sessionID: String
 
     init(exchange: HTTPExchange, mode: ReplyMode, isBatch: Bool, expected: Int, sessionID: String) {

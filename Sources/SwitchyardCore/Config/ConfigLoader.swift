@@ -323,6 +323,7 @@ public enum ConfigLoader {
             case "http_timeout": l.httpTimeoutMs = try duration(v, path, min: 100)
             case "session_idle_timeout": l.sessionIdleTimeoutMs = try duration(v, path, min: 100)
             case "sse_keepalive": l.sseKeepAliveMs = try duration(v, path, min: 100)
+            case "sse_start_delay": l.sseStartDelayMs = try duration(v, path, min: 0)
             case "request_timeout": l.requestTimeoutMs = try duration(v, path, min: 0)
             case "shutdown_grace": l.shutdownGraceMs = try duration(v, path, min: 0)
             default: throw ConfigError(path, "unknown limit")

@@ -55,6 +55,9 @@ public struct Limits: Equatable, Sendable {
     public var sessionIdleTimeoutMs = 30 * 60_000
     /// `sse_keepalive`: comment interval on every SSE stream.
     public var sseKeepAliveMs = 15_000
+    /// `sse_start_delay`: a POST answered as SSE sends its headers with the first event if that comes
+    /// within this delay (one write instead of two for fast tools); otherwise at the delay (0 = at once).
+    public var sseStartDelayMs = 5
     /// `sse_max_backlog_bytes`: a stream whose unsent output exceeds this is dropped (slow reader).
     public var sseMaxBacklogBytes = 4 << 20
     /// `pending_notifications`: server messages queued per session while no GET stream is open.
