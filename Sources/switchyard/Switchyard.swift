@@ -43,6 +43,9 @@ struct Switchyard: ParsableCommand {
     @Option(help: "Requests unanswered this long get -32001 and are cancelled at the child (e.g. 5m; 0 = never).")
     var requestTimeout: String?
 
+    @Option(help: "Spawn + initialize of a child must finish within this (e.g. 30s).")
+    var spawnTimeout: String?
+
     @Option(help: "Admin endpoint (loopback only), e.g. 127.0.0.1:9091: GET /pools, /children, /sessions.")
     var admin: String?
 
@@ -112,6 +115,12 @@ struct Switchyard: ParsableCommand {
         if let t = requestTimeout {
             guard let ms = Units.durationMillis(t) else { throw ConfigError("--request-timeout", "expected a duration such as 5m") }
             for k in cfg.servers.indices { cfg.servers[k].pool.requestTimeoutMs = ms }
+        }
+        if let t = spawnTimeout {
+            guard let ms = Units.durationMillis(t), ms >= 100 else {
+                throw ConfigError("--spawn-timeout", "expected a duration such as 30s")
+            }
+            for k in cfg.servers.indices { cfg.servers[k].pool.spawnTimeoutMs = ms }
         }
         if let a = admin {
             guard let spec = ConfigLoader.parseAddress(a), ConfigLoader.isLoopback(spec.host) else {

@@ -95,7 +95,8 @@ def test_progress_notifications_arrive_in_order_before_result(fixture_daemon):
 @pytest.mark.timeout(240)
 def test_fifty_parallel_sessions_each_get_their_own_answer_and_child(switchyard):
     n = 50
-    d = switchyard("--spares", "4", "--max-sessions", "64", child=FIXTURE_CMD)
+    # 50 Python children starting at once on 2 cores can take longer than the 30 s default spawn_timeout.
+    d = switchyard("--spares", "4", "--max-sessions", "64", "--spawn-timeout", "180s", child=FIXTURE_CMD)
 
     async def one(i: int, ready: list, all_ready: asyncio.Event):
         text = f"session-{i}-{os.urandom(6).hex()}"
