@@ -6,8 +6,10 @@ prints a Markdown section with ratios and the targets of issue 6 on stdout, and 
     compare.py DATA.tsv CHART.png
 
 TSV columns: kind scenario target conns rps p50_us p99_us gw_us_per_req child_us_per_req gw_cpu_pct
-loadgen_cpu_pct gw_rss_kb errors duration (kind "setup": p50/p99 of session setup; kind "idle": conns = idle
-sessions, gw_rss_kb, and KB per session in the last column).
+loadgen_cpu_pct gw_rss_kb errors duration [note] (kind "setup": p50/p99 of session setup; kind "idle": conns = idle
+sessions, gw_rss_kb, and KB per session in the duration column; scenario "idle" = plain, "idle-tls" = over TLS with
+"plain_kb=X" in the note; scenario "sse-shared-1k": N sessions on a capped shared pool, the GET /pools check in the
+note as key=value pairs).
 """
 import sys
 
@@ -26,11 +28,15 @@ def load(path):
     with open(path) as f:
         for line in f:
             c = line.rstrip("\n").split("\t")
-            c += [""] * (14 - len(c))
+            c += [""] * (15 - len(c))
             rows.append(dict(kind=c[0], scen=c[1], target=c[2].replace(" ", "-"), conns=int(c[3] or 0), rps=num(c[4]), p50=num(c[5]),
                              p99=num(c[6]), gw_us=num(c[7]), ch_us=num(c[8]), gw_pct=num(c[9]), lg_pct=num(c[10]),
-                             rss=num(c[11]), errors=num(c[12]), extra=c[13]))
+                             rss=num(c[11]), errors=num(c[12]), extra=c[13], note=c[14]))
     return rows
+
+
+def kvs(note):
+    return dict(p.split("=", 1) for p in (note or "").split() if "=" in p)
 
 
 def fmt(x, spec="{:.0f}"):
@@ -105,6 +111,26 @@ def main():
             w(f"\nshared ÷ dedicated throughput: {ratio(sp['rps'], dd['rps'])}")
             chart.append(("HTTP N sess\nshared pool\nc=64", sp, None, None))
 
+    big = [r for r in rows if r["kind"] == "sse" and r["scen"] == "sse-shared-1k"]
+    if big:
+        ref = find("sse", "sse", SY, 64)
+        w("")
+        w("Legacy SSE at scale: many sessions multiplexed onto a few shared children (one request in flight per session):")
+        w("")
+        w("| gateway | sessions | children | req/s | p50 µs | p99 µs | gateway CPU µs/req | child CPU µs/req | gateway RSS KB | `/pools` check |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
+        if ref:
+            w(f"| dedicated pool (one child per session) | 64 | 64 | {fmt(ref['rps'])} | {fmt(ref['p50'])} | {fmt(ref['p99'])} | "
+              f"{fmt(ref['gw_us'], '{:.1f}')} | {fmt(ref['ch_us'], '{:.1f}')} | {fmt(ref['rss'])} | – |")
+        for r in big:
+            k = kvs(r["note"])
+            check = (f"{k.get('pools_full', '?')} of {k.get('pools_polls', '?')} reads: {k.get('children', '?')} children, "
+                     f"{r['conns']} sessions" + ("" if k.get("pools_ok", "FAIL") != "FAIL" else " **FAIL**"))
+            w(f"| shared pool, {k.get('children', '?')} children × {k.get('per_child', '?')} | {r['conns']} | {k.get('children', '?')} | "
+              f"{fmt(r['rps'])} | {fmt(r['p50'])} | {fmt(r['p99'])} | {fmt(r['gw_us'], '{:.1f}')} | {fmt(r['ch_us'], '{:.1f}')} | "
+              f"{fmt(r['rss'])} | {check} |")
+            chart.append((f"SSE {r['conns']} sess\n{k.get('children', '?')} shared\nchildren", r, None, None))
+
     # targets
     w("")
     w("### Targets (issue 6; benchmark figures, not gates)")
@@ -135,13 +161,18 @@ def main():
         if s and m and m["p50"]:
             x = s["p50"] / m["p50"]
             verdict(f"p50 at 1 connection ≤ 1/5 of mcp-proxy's ({name})", f"{s['p50']:.0f} vs {m['p50']:.0f} µs = 1/{m['p50']/s['p50']:.1f}", x <= 0.2)
-    idle = sorted((r for r in rows if r["kind"] == "idle" and r["target"] == SY), key=lambda r: r["conns"])
+    idle = sorted((r for r in rows if r["kind"] == "idle" and r["scen"] == "idle" and r["target"] == SY), key=lambda r: r["conns"])
     for r in idle:
         kb = num(r["extra"])
         verdict(f"≤ 8 KB RSS per idle SSE session ({r['conns']} sessions)", fmt(kb, "{:.2f} KB"), None if kb is None else kb <= 8)
     for r in rows:
-        if r["kind"] == "idle" and r["target"] == MP:
+        if r["kind"] == "idle" and r["scen"] == "idle" and r["target"] == MP:
             verdict(f"(peer) mcp-proxy RSS per idle SSE session ({r['conns']} sessions)", fmt(num(r["extra"]), "{:.1f} KB"), None)
+    for r in rows:
+        if r["kind"] == "idle" and r["scen"] == "idle-tls" and r["target"] == SY:
+            plain = kvs(r["note"]).get("plain_kb", "–")
+            verdict(f"(for reference) RSS per idle TLS SSE session ({r['conns']} sessions; plain at the same count: {plain} KB)",
+                    fmt(num(r["extra"]), "{:.2f} KB"), None)
     st = find("setup", "setup", "switchyard-shared-pool", 1)
     if st:
         verdict("shared-pool session setup p50 ≤ 0.5 ms", f"{st['p50']/1000:.3f} ms (p99 {st['p99']/1000:.3f} ms)", st["p50"] <= 500)

@@ -16,6 +16,8 @@
 #      request in flight per session, answers read from the session streams.
 #   6. idle memory: a fresh gateway, 1 000 then 10 000 idle GET /sse sessions (sse_load idle), VmRSS and fd
 #      count from /proc before/after, close; a second round of 10 000 to check for leaks.
+#  6b. the same over TLS: a fresh gateway with the TLS listener of 7b, 1 000 idle TLS GET /sse sessions
+#      (tls_idle.py, Python asyncio + ssl), KB per idle TLS session next to the plain figure; fds back after closing.
 #   7. peers, side by side in the same run (Tests/Bench/README.md, "Peers"):
 #      - mcp-proxy (PyPI) in its own venv (.venv/bench-mcp-proxy, created here), in front of the same
 #        `$SWITCHYARD_BIN demo-server` child: the same wrk and sse_load runs against its /mcp and /sse;
@@ -23,6 +25,9 @@
 #        (no MCP work), the physical HTTP limit; plain and TLS;
 #      - Switchyard with a TLS listener (ECDSA P-256 certificate made with openssl at run time) vs plain;
 #      - Switchyard with a shared pool (config servers.demo.pool {mode: shared, min_idle: 2}) vs dedicated;
+#      - 1 000 legacy SSE sessions on 4 shared children (pool {mode: shared, min_idle: 4, max_children: 4,
+#        max_sessions_per_child: 250} + admin listener), driven by sse_load; GET /pools read during the run
+#        must show exactly 4 children and 1 000 sessions (GET /children: 250 each);
 #      - session setup latency (setup_lat.c): initialize -> first tools/call result, 200 sequential sessions;
 #      - idle memory per SSE session of mcp-proxy at 1 000 sessions.
 #   8. prints Markdown tables, the side-by-side comparison with ratios (compare.py), writes them to
@@ -38,7 +43,9 @@
 # "mcp-proxy raw-echo"), BENCH_TLS (default 1), BENCH_TLS_CONNS (default "1 64"), BENCH_SHARED_POOL (default 1),
 # BENCH_SETUP_N (default 200), BENCH_MP_DURATION / BENCH_MP_WARMUP (mcp-proxy runs; default: the same as the
 # others), BENCH_MP_IDLE (default 1000, 0 = skip), BENCH_MP_SPEC (pip spec, default mcp-proxy),
-# BENCH_VENV (default <repo>/.venv/bench-mcp-proxy).
+# BENCH_VENV (default <repo>/.venv/bench-mcp-proxy), BENCH_SHARED_1K (default 1, 0 = skip the 1 000-session
+# shared-pool run), BENCH_SHARED_1K_SESSIONS (default 1000), BENCH_SHARED_1K_CHILDREN (default 4),
+# BENCH_TLS_IDLE (idle TLS sessions, default 1000, 0 = skip).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -68,6 +75,10 @@ TLS="${BENCH_TLS:-1}"
 TLS_CONNS="${BENCH_TLS_CONNS:-1 64}"
 SHARED_POOL="${BENCH_SHARED_POOL:-1}"
 SETUP_N="${BENCH_SETUP_N:-200}"
+SHARED_1K="${BENCH_SHARED_1K:-1}"
+SHARED_1K_SESSIONS="${BENCH_SHARED_1K_SESSIONS:-1000}"
+SHARED_1K_CHILDREN="${BENCH_SHARED_1K_CHILDREN:-4}"
+TLS_IDLE="${BENCH_TLS_IDLE:-1000}"
 MP_DURATION="${BENCH_MP_DURATION:-$DURATION}"
 MP_WARMUP="${BENCH_MP_WARMUP:-$WARMUP}"
 MP_IDLE="${BENCH_MP_IDLE:-1000}"
@@ -84,6 +95,10 @@ command -v curl >/dev/null || die "curl not found"
 command -v "$CC" >/dev/null || die "C compiler '$CC' not found"
 [[ "$TEXT" =~ ^[][A-Za-z0-9\ .,:/_+=@!?\(\)-]+$ ]] || die "BENCH_TEXT must be plain ASCII without quotes/backslashes"
 [[ "$IDLE_STEPS" =~ ^[0-9]+(,[0-9]+)*$ ]] || die "BENCH_IDLE_STEPS must be comma-separated counts, e.g. 1000,10000"
+[[ "$SHARED_1K_SESSIONS" =~ ^[1-9][0-9]*$ && "$SHARED_1K_CHILDREN" =~ ^[1-9][0-9]*$ ]] \
+    && ((SHARED_1K_SESSIONS % SHARED_1K_CHILDREN == 0)) \
+    || die "BENCH_SHARED_1K_SESSIONS must be a positive multiple of BENCH_SHARED_1K_CHILDREN"
+[[ "$TLS_IDLE" =~ ^[0-9]+$ ]] || die "BENCH_TLS_IDLE must be a count (0 = skip)"
 
 # The idle-session step holds 10 000+ sockets in the load generator and in the gateway: raise the file limit
 # (inherited by both) to the hard limit.
@@ -640,6 +655,151 @@ if [[ "$SHARED_POOL" != 0 ]]; then
     reap_children
 fi
 
+# ---------------------------------------------------------------- 7a2. 1 000 sessions on 4 shared children
+# A shared pool capped at SHARED_1K_CHILDREN children × (SESSIONS / CHILDREN) sessions each, with the admin
+# listener; sse_load drives SESSIONS legacy SSE sessions at once while GET /pools (and once GET /children) is
+# read every 0.5 s, to check that the pool really held that many sessions on exactly that many children.
+shared1k_note=""
+declare -a shared1k_verdicts=()
+admin_port=""
+wait_admin_port() { # sets admin_port from the gateway log ('msg=admin_listening address=HOST:PORT')
+    local line
+    admin_port=""
+    for _ in $(seq 1 100); do
+        if line="$(grep -m1 'msg=admin_listening' "$gw_log" 2>/dev/null)"; then
+            [[ "$line" =~ address=[^[:space:]]*:([0-9]+) ]] && admin_port="${BASH_REMATCH[1]}"
+            break
+        fi
+        sleep 0.05
+    done
+    [[ -n "$admin_port" ]]
+}
+admin_get() { curl -sS --max-time 2 "http://127.0.0.1:$admin_port$1" 2>/dev/null || echo "curl-failed"; }
+# pools_field JSON -> "children=N active=A sessions=S busy_rejections=B timeouts=T" for pool "demo"
+pools_field() {
+    python3 -c '
+import json, sys
+try:
+    d = json.loads(sys.argv[1]); p = [x for x in d["pools"] if x["server"] == "demo"][0]; c = p["children"]
+    print("children=%d active=%d sessions=%d busy_rejections=%d timeouts=%d queued=%d" % (c["spawning"] + c["idle"] + c["active"] + c["draining"],
+          c["active"], p["sessions"], p["totals"]["busy_rejections"], p["totals"]["timeouts"], p["queued_requests"]))
+except Exception as e:
+    print("unparsable=1")' "$1"
+}
+if [[ "$SHARED_1K" != 0 ]]; then
+    s1k=$SHARED_1K_SESSIONS; c1k=$SHARED_1K_CHILDREN; per1k=$((SHARED_1K_SESSIONS / SHARED_1K_CHILDREN))
+    if ((nofile < 2 * s1k + 200)); then
+        shared1k_note="$s1k-session shared-pool run skipped: file limit $nofile is below 2 × $s1k + 200"
+    elif ((s1k + 10 > MAX_SESSIONS)); then
+        shared1k_note="$s1k-session shared-pool run skipped: BENCH_MAX_SESSIONS=$MAX_SESSIONS is below $s1k + 10"
+    else
+        write_config "$tmp/shared1k.yaml" "{mode: shared, min_idle: $c1k, max_children: $c1k, max_sessions_per_child: $per1k}"
+        echo 'admin: {address: "127.0.0.1:0"}' >>"$tmp/shared1k.yaml"
+        start_gateway --config "$tmp/shared1k.yaml" "${GW_EXTRA[@]}"
+        gw_variant="shared pool, $c1k children × $per1k"
+        wait_admin_port || die "gateway with 'admin: {address: \"127.0.0.1:0\"}' did not log 'msg=admin_listening address=HOST:PORT'"
+        log "[shared-1k] admin listener on 127.0.0.1:$admin_port"
+        # children come up initialized (min_idle = max_children)
+        for _ in $(seq 1 100); do
+            [[ "$(kv children "$(pools_field "$(admin_get /pools)")")" == "$c1k" ]] && break
+            sleep 0.1
+        done
+        # same sanity check as the other legacy SSE runs (one session, 0.3 s)
+        run_sse_load "$tmp/sse.out" 45 load -p "$port" -c 1 -d 0.3 -w 0 -x "$TEXT" -g "$gw_pid" \
+            || { cat "$tmp/sse.out" >&2; die "sse_load failed"; }
+        res="$(grep '^BENCH_SSE ' "$tmp/sse.out" || true)"
+        [[ -n "$res" && "$(kv errors "$res")" == 0 && "$(kv requests "$res")" -gt 0 ]] || sse_misbehaves "$tmp/sse.out"
+        # the sanity session's stream is closed: its session must be gone before the pool is filled to the brim
+        for _ in $(seq 1 50); do
+            [[ "$(kv sessions "$(pools_field "$(admin_get /pools)")")" == 0 ]] && break
+            sleep 0.1
+        done
+        before1k="$(pools_field "$(admin_get /pools)")"
+        log "[shared-1k] before: $before1k"
+        if [[ "$(kv children "$before1k")" != "$c1k" || "$(kv sessions "$before1k")" != 0 ]]; then
+            any_errors=1
+            shared1k_verdicts+=("- **MISBEHAVES**: request \`GET /pools\` after the sanity session closed; expected $c1k children, 0 sessions; got \`$before1k\`")
+            log "DAEMON MISBEHAVES: GET /pools before the $s1k-session run: expected children=$c1k sessions=0, got $before1k"
+        fi
+        sse_dur="$(to_seconds "$DURATION")"; sse_warm="$(to_seconds "$WARMUP")"
+        log "[shared-1k] $s1k legacy SSE sessions on $c1k shared children (GET /sse + keep-alive POST each, $((2 * s1k)) connections), ${sse_warm}s warm-up, ${sse_dur}s; GET /pools every 0.5 s"
+        sse_limit=$(awk -v d="$sse_dur" -v w="$sse_warm" 'BEGIN{printf "%d", d+w+45}')
+        : >"$tmp/pools.log"
+        timeout -k 2 "$sse_limit" "$tmp/sse_load" load -p "$port" -c "$s1k" -d "$sse_dur" -w "$sse_warm" -x "$TEXT" -g "$gw_pid" \
+            >"$tmp/sse1k.out" 2>"$tmp/sse1k.out.err" &
+        load_pid=$!
+        children1k=""
+        while kill -0 "$load_pid" 2>/dev/null; do
+            # phase "run" once sse_load has set up all sessions (its stderr says so), "setup" before
+            phase=setup
+            grep -q 'sessions initialized' "$tmp/sse1k.out.err" 2>/dev/null && phase=run
+            pj="$(admin_get /pools)"
+            kill -0 "$load_pid" 2>/dev/null || break   # sse_load is closing its sessions: not "during the run"
+            printf '%s %s %s\n' "$(now_us)" "$phase" "$(pools_field "$pj")" >>"$tmp/pools.log"
+            if [[ "$phase" == run && -z "$children1k" ]]; then
+                children1k="$(admin_get /children | python3 -c '
+import json, sys
+try:
+    print(" ".join(str(c["sessions"]) for c in json.load(sys.stdin)["children"] if c["server"] == "demo"))
+except Exception:
+    print("unparsable")')"
+            fi
+            sleep 0.5
+        done
+        st=0; wait "$load_pid" || st=$?; load_pid=""
+        sed 's/^/  /' "$tmp/sse1k.out.err" >&2 || true
+        ((st == 0)) || { cat "$tmp/sse1k.out" >&2; die "sse_load ($s1k sessions) failed (status $st)"; }
+        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$gw_log" >&2; die "gateway exited during the $s1k-session run"; }
+        rss=$(rss_of "$gw_pid")
+        after1k="$(pools_field "$(admin_get /pools)")"
+        sed 's/^/  pools: /' "$tmp/pools.log" >&2
+        log "[shared-1k] after: $after1k; sessions per child (GET /children during the run): ${children1k:-not read}"
+        res="$(grep '^BENCH_SSE ' "$tmp/sse1k.out" || true)"
+        [[ -n "$res" ]] || { cat "$tmp/sse1k.out" >&2; die "sse_load produced no BENCH_SSE line"; }
+        grep '^BENCH_SSE_SAMPLE ' "$tmp/sse1k.out" | sed 's/^BENCH_SSE_SAMPLE /  first bad request: /' >&2 || true
+        # /pools verdict over the polls taken while all sessions were set up and driven
+        read -r n_run n_full n_over max_ch min_ch max_se <<<"$(awk -v c="$c1k" -v s="$s1k" '
+            $2 == "run" { n++; ch = $3; se = $5; sub(/.*=/, "", ch); sub(/.*=/, "", se)
+                          if (ch == c && se == s) full++
+                          if (ch + 0 > c + 0 || se + 0 > s + 0) over++
+                          if (n == 1 || ch + 0 > mx) mx = ch + 0; if (n == 1 || ch + 0 < mn) mn = ch + 0; if (se + 0 > ms) ms = se + 0 }
+            END { printf "%d %d %d %d %d %d\n", n, full, over, mx, mn, ms }' "$tmp/pools.log")"
+        pools_verdict="GET /pools read $n_run times during the run: $n_full showed exactly $c1k children and $s1k sessions (children min $min_ch max $max_ch, sessions max $max_se); sessions per child from GET /children: ${children1k:-not read}"
+        expect_children="$(printf "$per1k %.0s" $(seq 1 "$c1k"))"
+        if ((n_full >= 1 && n_over == 0 && min_ch == c1k)) && [[ "$children1k " == "$expect_children" ]]; then
+            shared1k_verdicts+=("- pool check: $pools_verdict: ok")
+            pools_ok="${c1k}/${s1k}"
+        else
+            any_errors=1
+            pools_ok="FAIL"
+            shared1k_verdicts+=("- **MISBEHAVES**: request \`GET /pools\` / \`GET /children\` while $s1k sessions run; expected exactly $c1k children holding $s1k sessions ($per1k each); got: $pools_verdict")
+            log "DAEMON MISBEHAVES: $pools_verdict (expected $c1k children, $s1k sessions, $per1k per child)"
+        fi
+        shared1k_verdicts+=("- after the run: \`$after1k\`")
+        n=$(kv requests "$res"); errs=$(kv errors "$res"); wall=$(kv wall_us "$res")
+        err_note="$errs"
+        if ((errs > 0)); then
+            any_errors=1
+            err_note="$errs (setup $(kv err_setup "$res"), POST $(kv err_post "$res"), answer $(kv err_answer "$res"), closed $(kv err_closed "$res"), timeout $(kv err_timeout "$res"))"
+            log "[shared-1k] ERRORS: $res"
+        fi
+        gw_t=$(kv gw_ticks "$res"); ch_t=$(( $(kv child_ticks "$res") + $(kv gw_reaped_ticks "$res") ))
+        gw_us=$(per_req "$gw_t" "$n"); ch_us=$(per_req "$ch_t" "$n")
+        gw_pct=$(awk -v x="$gw_t" -v hz="$hz" -v w="$wall" 'BEGIN{printf "%.0f", x/hz*1e6/w*100}')
+        lg_pct=$(awk -v x="$(kv self_cpu_us "$res")" -v w="$wall" 'BEGIN{printf "%.0f", x/w*100}')
+        sse_rows+=("| $(target_label) | legacy SSE tools/call, $s1k sessions on $c1k shared children (\`/pools\`: ${pools_ok}) | $s1k sessions ($((2 * s1k)) conns) | $(fmt %.0f "$(kv rps "$res")") | $(kv p50_us "$res") | $(kv p99_us "$res") | $gw_us | $ch_us | $gw_pct % | ${rss:-–} | $lg_pct % | $err_note |")
+        printf 'sse\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "sse-shared-1k" "switchyard-shared-pool" "$s1k" "$(kv rps "$res")" \
+            "$(kv p50_us "$res")" "$(kv p99_us "$res")" "$gw_us" "$ch_us" "$gw_pct" "$lg_pct" "${rss:-}" "$errs" "${sse_dur}s" \
+            "children=$c1k per_child=$per1k pools_polls=$n_run pools_full=$n_full pools_ok=$pools_ok" >>"$data"
+        log "[shared-1k] $n requests, $(kv rps "$res") req/s, p50 $(kv p50_us "$res") µs, p99 $(kv p99_us "$res") µs, gateway $gw_us µs/req ($gw_pct %), RSS ${rss:-?} KB, children $ch_us µs/req ($(kv child_active "$res") of $(kv child_pids "$res") used CPU), sse_load $lg_pct %, errors $errs"
+        for v in "${shared1k_verdicts[@]}"; do log "[shared-1k] ${v#- }"; done
+        gw_variant=""
+        stop_gateway
+        reap_children
+    fi
+    [[ -n "$shared1k_note" ]] && log "warning: $shared1k_note"
+fi
+
 # ---------------------------------------------------------------- 7b. TLS
 tls_note=""
 "$CC" -O2 -Wall -o "$tmp/raw_echo" "$here/raw_echo.c" -levent_core -levent_extra 2>"$tmp/cc.err" \
@@ -754,6 +914,7 @@ fi
 
 # ---------------------------------------------------------------- 6. idle memory per legacy SSE session
 declare -a idle_rows=() idle_verdicts=()
+declare -A irss=() ifds=() iopen=()
 idle_fail=0
 idle_note=""
 if [[ "$IDLE" != 0 ]]; then
@@ -859,6 +1020,78 @@ if [[ "$IDLE" != 0 ]]; then
     fi
 fi
 
+# ---------------------------------------------------------------- 6b. idle memory per legacy SSE session over TLS
+# A fresh gateway from the TLS config of step 7b (ECDSA P-256 certificate made for this run); tls_idle.py
+# (Python asyncio + ssl, verification off) opens TLS_IDLE `GET /sse` streams, reads each up to its endpoint
+# event, reads VmRSS / fds, closes them and waits for the fds to return to the baseline.
+declare -a tls_idle_rows=() tls_idle_verdicts=()
+tls_idle_note=""
+tls_idle_fail=0
+if [[ "$TLS_IDLE" != 0 && "$TLS" != 0 ]]; then
+    if [[ ! -s "$tmp/tls.yaml" || ! -s "$tmp/cert.pem" ]]; then
+        tls_idle_note="skipped: no TLS gateway config (${tls_note:-TLS rows not run})"
+    elif ! python3 -c 'import ssl, asyncio' 2>/dev/null; then
+        tls_idle_note="skipped: python3 with the ssl module not found"
+    elif ((nofile < TLS_IDLE + 200)); then
+        tls_idle_note="skipped: file limit $nofile is below $TLS_IDLE sessions + 200"
+    elif ((TLS_IDLE + 100 > MAX_SESSIONS)); then
+        tls_idle_note="skipped: BENCH_MAX_SESSIONS=$MAX_SESSIONS is below $TLS_IDLE sessions + 100"
+    else
+        tls_idle_t0=$(now_us)
+        log "[tls-idle] restarting the gateway with the TLS listener for the idle TLS session memory step"
+        stop_gateway
+        reap_children
+        scheme=https
+        start_gateway --config "$tmp/tls.yaml" "${GW_EXTRA[@]}"
+        scheme=http
+        sleep 0.5
+        log "[tls-idle] opening $TLS_IDLE idle TLS GET /sse sessions (at most 100 in the handshake phase at a time), then closing them"
+        timeout -k 2 60 python3 "$here/tls_idle.py" -p "$port" -g "$gw_pid" -n "$TLS_IDLE" -b 100 -W 10 -T 30 \
+            >"$tmp/tlsidle.out" 2>"$tmp/tlsidle.err" &
+        load_pid=$!
+        st=0; wait "$load_pid" || st=$?; load_pid=""
+        sed 's/^/  /' "$tmp/tlsidle.err" >&2 || true
+        sed 's/^/  /' "$tmp/tlsidle.out" >&2 || true
+        ((st == 0)) || die "tls_idle.py failed (status $st)"
+        kill -0 "$gw_pid" 2>/dev/null || { sed 's/^/  gateway: /' "$gw_log" >&2; die "gateway exited during the idle TLS session step"; }
+        tls_done="$(grep '^BENCH_IDLE_DONE ' "$tmp/tlsidle.out" || true)"
+        [[ -n "$tls_done" ]] || die "tls_idle.py produced no BENCH_IDLE_DONE line"
+        grep '^BENCH_SSE_SAMPLE ' "$tmp/tlsidle.out" | sed 's/^BENCH_SSE_SAMPLE /  first bad request: /' >&2 || true
+        t_base="$(grep '^BENCH_IDLE step=base ' "$tmp/tlsidle.out" || true)"
+        t_open="$(grep "^BENCH_IDLE step=open$TLS_IDLE " "$tmp/tlsidle.out" || true)"
+        t_closed="$(grep '^BENCH_IDLE step=closed1 ' "$tmp/tlsidle.out" || true)"
+        [[ -n "$t_base" && -n "$t_open" && -n "$t_closed" ]] || die "tls_idle.py output incomplete"
+        tb_rss=$(kv rss_kb "$t_base"); to_rss=$(kv rss_kb "$t_open"); tc_rss=$(kv rss_kb "$t_closed")
+        tb_fds=$(kv fds "$t_base"); to_fds=$(kv fds "$t_open"); tc_fds=$(kv fds "$t_closed"); to_n=$(kv open "$t_open")
+        tls_kb=$(awk -v d=$((to_rss - tb_rss)) -v n="$to_n" 'BEGIN{ if (n>0) printf "%.2f", d/n; else print "–" }')
+        # the plain figure at the same count, from step 6 (fresh plain gateway, same warm-up)
+        plain_kb="–"
+        if [[ -n "${irss[open$TLS_IDLE]:-}" && -n "${base_rss:-}" && "${iopen[open$TLS_IDLE]:-0}" -gt 0 ]]; then
+            plain_kb=$(awk -v d=$(( irss[open$TLS_IDLE] - base_rss )) -v n="${iopen[open$TLS_IDLE]}" 'BEGIN{printf "%.2f", d/n}')
+        fi
+        tls_idle_rows+=("| baseline (after opening and closing 10 TLS sessions) | 0 | $tb_rss | – | – | $tb_fds | – |")
+        tls_idle_rows+=("| $to_n idle TLS sessions open | $to_n | $to_rss | $((to_rss - tb_rss)) | $tls_kb | $to_fds | $(kv ms "$t_open") |")
+        tls_idle_rows+=("| all closed | 0 | $tc_rss | $((tc_rss - tb_rss)) | – | $tc_fds | $(kv ms "$t_closed") |")
+        printf 'idle\tidle-tls\tswitchyard\t%s\t\t\t\t\t\t\t\t%s\t%s\t%s\t%s\n' "$to_n" "$to_rss" "$(kv errors "$tls_done")" "$tls_kb" "plain_kb=$plain_kb" >>"$data"
+        tls_idle_verdicts+=("- memory per idle TLS session at $to_n sessions: **$tls_kb KB**; plain (step above, $TLS_IDLE sessions): **$plain_kb KB**; libevent notes §3.3: ≈ 20 KB per idle TLS SSE stream (no target)")
+        terr=$(kv errors "$tls_done"); tclosed=$(kv server_closed "$tls_done")
+        if ((terr > 0 || tclosed > 0)); then
+            tls_idle_fail=1
+            tls_idle_verdicts+=("- **FAIL**: $terr TLS sessions could not be opened (handshake, non-200, missing or malformed endpoint event, or 30 s deadline), $tclosed idle TLS streams were closed by the gateway")
+        fi
+        if ((tc_fds <= tb_fds + 2)); then
+            tls_idle_verdicts+=("- fds: $tb_fds (baseline) → $to_fds ($to_n open) → $tc_fds (all closed): ok")
+        else
+            tls_idle_fail=1
+            tls_idle_verdicts+=("- fds: $tb_fds (baseline) → $to_fds ($to_n open) → $tc_fds after closing (10 s wait): **LEAK** (expected ≤ $((tb_fds + 2)))")
+        fi
+        ((to_fds - tb_fds == to_n)) || tls_idle_verdicts+=("- note: $((to_fds - tb_fds)) gateway fds for $to_n TLS sessions (expected one each)")
+        tls_idle_verdicts+=("- whole step: $(awk -v t=$(( $(now_us) - tls_idle_t0 )) 'BEGIN{printf "%.1f", t/1e6}') s (gateway restart, warm-up, opening and closing)")
+        for v in "${tls_idle_verdicts[@]}"; do log "[tls-idle] ${v#- }"; done
+    fi
+    [[ -n "$tls_idle_note" ]] && log "warning: idle TLS step $tls_idle_note"
+fi
+
 for f in "$tmp"/gateway.*.out; do
     if [[ -s "$f" ]]; then
         log "warning: the gateway wrote to stdout (contract: nothing on stdout): $(head -c 300 "$f" | tr '\n' ' ')"
@@ -917,6 +1150,21 @@ report="$tmp/report.md"
     fi
     printf '%s\n' "${rows[@]}"
     ((${#sse_rows[@]})) && printf '%s\n' "${sse_rows[@]}"
+    if ((${#shared1k_verdicts[@]})) || [[ -n "${shared1k_note:-}" ]]; then
+        echo
+        echo "## $SHARED_1K_SESSIONS sessions on $SHARED_1K_CHILDREN shared children"
+        echo
+        if [[ -n "${shared1k_note:-}" ]]; then
+            echo "- $shared1k_note"
+        else
+            echo "- gateway from a config with \`servers.demo.pool: {mode: shared, min_idle: $SHARED_1K_CHILDREN, max_children: $SHARED_1K_CHILDREN,"
+            echo "  max_sessions_per_child: $((SHARED_1K_SESSIONS / SHARED_1K_CHILDREN))}\` and \`admin: {address: \"127.0.0.1:0\"}\`; sse_load opens $SHARED_1K_SESSIONS legacy SSE"
+            echo "  sessions at once (\`GET /sse\` + keep-alive POST connection each) and drives them as in the legacy SSE rows"
+            echo "  ($(to_seconds "$DURATION")s after $(to_seconds "$WARMUP")s, one request in flight per session); its row is in the table above"
+            echo "- \`GET /pools\` every 0.5 s while sse_load runs (after all sessions were initialized), \`GET /children\` once"
+            printf '%s\n' "${shared1k_verdicts[@]}"
+        fi
+    fi
     if ((${#setup_rows[@]})); then
         echo
         echo "## Session setup latency"
@@ -947,6 +1195,26 @@ report="$tmp/report.md"
             printf '%s\n' "${idle_rows[@]}"
             echo
             printf '%s\n' "${idle_verdicts[@]}"
+        fi
+    fi
+    if ((${#tls_idle_rows[@]})) || [[ -n "$tls_idle_note" ]]; then
+        echo
+        echo "## Idle legacy SSE sessions over TLS: gateway memory"
+        echo
+        if [[ -n "$tls_idle_note" ]]; then
+            echo "- $tls_idle_note"
+        else
+            echo "- fresh gateway from the TLS config (\`listen: [{address: \"127.0.0.1:0\", tls: {cert, key}}]\`, ECDSA P-256, the gateway sets"
+            echo "  \`SSL_MODE_RELEASE_BUFFERS\`); tls_idle.py (Python asyncio + ssl, no verification) opens $TLS_IDLE TLS connections (at most 100"
+            echo "  in the handshake phase at a time), each \`GET /sse\` read up to its \`event: endpoint\`, then idle; VmRSS and fds 0.3 s"
+            echo "  after opening; then all closed (read again once fds are back to the baseline, at most 10 s). Baseline after"
+            echo "  opening and closing 10 TLS sessions (first handshake and lazy OpenSSL initialisation excluded)."
+            echo
+            echo "| step | sessions open | gateway VmRSS KB | Δ RSS KB | KB/session | gateway fds | step ms |"
+            echo "|---|---|---|---|---|---|---|"
+            printf '%s\n' "${tls_idle_rows[@]}"
+            echo
+            printf '%s\n' "${tls_idle_verdicts[@]}"
         fi
     fi
     if ((${#mp_idle_rows[@]})); then
@@ -980,6 +1248,9 @@ log "written to results/bench-$stamp.md (raw data: results/bench-$stamp.tsv)"
 
 if ((any_errors)) && [[ "${BENCH_ALLOW_ERRORS:-0}" != 1 ]]; then
     die "some requests failed (see the errors column and the messages above)"
+fi
+if ((tls_idle_fail)) && [[ "${BENCH_ALLOW_ERRORS:-0}" != 1 ]]; then
+    die "idle TLS session step failed: sessions not opened, streams closed by the gateway, or fds not back (see the TLS idle table)"
 fi
 if ((idle_fail)) && [[ "${BENCH_ALLOW_ERRORS:-0}" != 1 ]]; then
     die "idle-session step failed: errors, memory over target or a leak (see the idle table above)"

@@ -23,7 +23,7 @@ public struct PoolConfig: Equatable, Sendable {
     /// `request_timeout`: a request unanswered this long gets -32001 and is cancelled at the child (0 = none).
     public var requestTimeoutMs = 300_000
     /// `spawn_timeout`: spawn + initialize (shared) must finish within this.
-    public var spawnTimeoutMs = 30_000
+    public var spawnTimeoutMs = 60_000
     /// `idle_timeout`: shared children above `min_idle` with no sessions for this long are stopped.
     public var idleTimeoutMs = 300_000
     /// `max_lifetime`: children are recycled (drained, then replaced) after this (0 = never).
