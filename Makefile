@@ -12,7 +12,7 @@ PORT ?= 8080
 .PHONY: deps build release run test unit e2e lint format bench venv clean fuzz alloc-check
 
 # System packages (idempotent; skipped when everything is present).
-APT_PKGS := libevent-dev libssl-dev pkg-config curl wrk python3 python3-venv openssl gcc libc6-dev
+APT_PKGS := libevent-dev libssl-dev pkg-config curl wrk python3 python3-venv openssl gcc libc6-dev nginx haproxy
 deps:
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

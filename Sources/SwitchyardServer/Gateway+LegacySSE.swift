@@ -5,7 +5,8 @@ internal import SwitchyardCore
 internal import SwitchyardIO
 
 extension Gateway {
-    /// `GET /sse`: a new session whose stream starts with the `endpoint` event (L-02).
+    /// `GET /sse`: a new session whose stream starts with the `endpoint` event (L-02). The response also
+    /// carries `Mcp-Session-Id`, so a load balancer can pin the session's POSTs (`?sessionId=`) to us.
     func legacyStream(_ ex: HTTPExchange, _ pool: ServerPool) {
         guard ex.method == .get else {
             // 405 lets 2025-11-25 clients pointed at /sse fall back to GET on the same URL (C-03a).
@@ -22,7 +23,7 @@ extension Gateway {
         let session = Session(id: SecureRandom.hex(bytes: 16), serverName: pool.spec.name, transport: .legacy, nowMs: loop.nowMillis)
         sessions[session.id] = session
         session.keyLabel = requestKey?.label
-        let stream = openStream(ex, session: session, isGet: true, sessionHeader: false)
+        let stream = openStream(ex, session: session, isGet: true, sessionHeader: true)
         session.getStream = stream
         log.info("session_opened", [("session", session.id), ("server", pool.spec.name), ("transport", "sse"), ("peer", ex.peer)])
         let endpoint = Route.messagesPath(server: ex.path.hasPrefix("/servers/") ? pool.spec.name : nil, sessionID: session.id)
