@@ -69,20 +69,27 @@ package final class HTTPExchange {
         return String(cString: q)
     }
 
-    /// The first value of a request header (case-insensitive name).
-    package func header(_ name: String) -> String? {
-        guard let r = req, let h = evhttp_request_get_input_headers(r), let v = evhttp_find_header(h, name) else { return nil }
+    /// The first value of a request header (case-insensitive name). The name is a literal: passing it
+    /// to C needs no bridging (a Swift String argument allocated a C copy on every call).
+    package func header(_ name: StaticString) -> String? {
+        guard let r = req, let h = evhttp_request_get_input_headers(r), let v = evhttp_find_header(h, cString(name)) else { return nil }
         return String(cString: v)
+    }
+
+    @inline(__always) func cString(_ s: StaticString) -> UnsafePointer<CChar> {
+        UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
     }
 
     /// Every value of a header, in order (case-insensitive name).
     package func headerValues(_ name: String) -> [String] {
         guard let r = req, let h = evhttp_request_get_input_headers(r) else { return [] }
         var out: [String] = []
-        var kv = h.pointee.tqh_first
-        while let e = kv {
-            if strcasecmp(e.pointee.key, name) == 0 { out.append(String(cString: e.pointee.value)) }
-            kv = e.pointee.next.tqe_next
+        name.withCString { cname in  // bridged once, not per header (that allocated on every call)
+            var kv = h.pointee.tqh_first
+            while let e = kv {
+                if strcasecmp(e.pointee.key, cname) == 0 { out.append(String(cString: e.pointee.value)) }
+                kv = e.pointee.next.tqe_next
+            }
         }
         return out
     }
@@ -90,17 +97,18 @@ package final class HTTPExchange {
     /// True when the header is present with exactly `value` (no String is built: the hot-path check).
     package func header(_ name: StaticString, is value: StaticString) -> Bool {
         guard let r = req, let h = evhttp_request_get_input_headers(r) else { return false }
-        guard let v = evhttp_find_header(h, UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)) else { return false }
-        return strcmp(v, UnsafeRawPointer(value.utf8Start).assumingMemoryBound(to: CChar.self)) == 0
+        guard let v = evhttp_find_header(h, cString(name)) else { return false }
+        return strcmp(v, cString(value)) == 0
     }
 
     /// How many times a header appears (duplicates of security-relevant headers are rejected).
-    package func headerCount(_ name: String) -> Int {
+    package func headerCount(_ name: StaticString) -> Int {
         guard let r = req, let h = evhttp_request_get_input_headers(r) else { return 0 }
+        let cname = cString(name)
         var n = 0
         var kv = h.pointee.tqh_first
         while let e = kv {
-            if strcasecmp(e.pointee.key, name) == 0 { n += 1 }
+            if strcasecmp(e.pointee.key, cname) == 0 { n += 1 }
             kv = e.pointee.next.tqe_next
         }
         return n
@@ -126,6 +134,33 @@ package final class HTTPExchange {
     private func addHeaders(_ headers: [(String, String)]) {
         guard let r = req, let out = evhttp_request_get_output_headers(r) else { return }
         for (k, v) in headers { evhttp_add_header(out, k, v) }
+    }
+
+    /// Literal headers go to C without bridging (a String argument is copied for C on every call).
+    private func addHeaders(_ headers: [(StaticString, StaticString)]) {
+        guard let r = req, let out = evhttp_request_get_output_headers(r) else { return }
+        for (k, v) in headers { evhttp_add_header(out, cString(k), cString(v)) }
+    }
+
+    static let sseHeaders: [(StaticString, StaticString)] = [
+        ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache, no-transform"), ("X-Accel-Buffering", "no"),
+    ]
+
+    /// A 200 JSON answer on the hot path: literal Content-Type, optional session header.
+    package func respondJSON(sessionID: String?, body: OutBuffer) {
+        guard let r = req, !isFinished else { return }
+        stopWatchingClose()
+        addHeaders([("Content-Type", "application/json")] as [(StaticString, StaticString)])
+        if let sid = sessionID, let out = evhttp_request_get_output_headers(r) { evhttp_add_header(out, "Mcp-Session-Id", sid) }
+        evhttp_send_reply(r, 200, "OK", body.buf)
+        finish()
+    }
+
+    /// Starts an SSE stream with the standard headers (Content-Type, Cache-Control, X-Accel-Buffering).
+    package func startSSE(sessionID: String?, inputWatermark: Int) {
+        guard req != nil, !isFinished else { return }
+        addHeaders(HTTPExchange.sseHeaders)
+        startStream(status: 200, headers: [] as [(String, String)], sessionID: sessionID, inputWatermark: inputWatermark)
     }
 
     /// Sends a complete response and finishes the exchange. The body is moved, not copied.

@@ -4,9 +4,6 @@ internal import SwitchyardCore
 internal import SwitchyardIO
 
 extension Gateway {
-    static let sseHeaders: [(String, String)] = [
-        ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache, no-transform"), ("X-Accel-Buffering", "no"),
-    ]
     static let corsAllowHeaders =
         "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID"
 
@@ -416,9 +413,7 @@ extension Gateway {
             out.append(m)
         }
         reply.collected.removeAll()
-        var headers = [("Content-Type", "application/json")]
-        if sessions[reply.sessionID] != nil { headers.append(("Mcp-Session-Id", reply.sessionID)) }
-        reply.exchange.respond(status: 200, reason: "OK", headers: headers, body: out)
+        reply.exchange.respondJSON(sessionID: sessions[reply.sessionID] != nil ? reply.sessionID : nil, body: out)
     }
 
     // MARK: - GET and DELETE

@@ -173,7 +173,7 @@ package final class Gateway {
 
     func openStream(_ ex: HTTPExchange, session: Session?, isGet: Bool, sessionHeader: Bool) -> SSEStream {
         let stream = SSEStream(exchange: ex, nowMs: loop.nowMillis, session: session, isGet: isGet)
-        ex.startStream(status: 200, headers: Gateway.sseHeaders, sessionID: sessionHeader ? session?.id : nil, inputWatermark: 64 << 10)
+        ex.startSSE(sessionID: sessionHeader ? session?.id : nil, inputWatermark: 64 << 10)
         streams[ObjectIdentifier(stream)] = stream
         ex.onClose = { [unowned self, unowned stream] in self.streamGone(stream) }
         return stream

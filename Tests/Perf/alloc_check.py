@@ -22,7 +22,14 @@ def run(binary: str, counter: str, requests: int) -> int:
     env = dict(os.environ, LD_PRELOAD=counter, ALLOC_COUNT_FILE=count_file)
     port = None
     deadline = time.time() + 10
-    p = subprocess.Popen([binary, "--port", "0", "--spares", "0"], env=env, stderr=log)
+    # A long sse_start_delay keeps every answer on the same path (headers sent with the event), so the
+    # count does not depend on how fast the child happens to answer on a loaded machine.
+    cfg = os.path.join(tmp, "switchyard.yaml")
+    with open(cfg, "w") as f:
+        f.write("listen: [{address: \"127.0.0.1:0\"}]\n"
+                f"servers: {{demo: {{command: {json.dumps(binary)}, args: [demo-server], pool: {{min_idle: 0}}}}}}\n"
+                "limits: {sse_start_delay: " + os.environ.get("SSE_DELAY", "10s") + "}\n")
+    p = subprocess.Popen([binary, "--config", cfg], env=env, stderr=log)
     while time.time() < deadline and port is None:
         log.seek(0)
         m = re.search(r"msg=listening address=127\.0\.0\.1:(\d+)", log.read())

@@ -175,13 +175,11 @@ def test_nginx_passes_sse_keepalive_comments(switchyard, nginx):
         assert (get.header("content-type") or "").startswith("text/event-stream"), get.headers
         legacy.open(10)
         for name, stream in (("GET /mcp", get), ("GET /sse", legacy.stream)):
+            # Two 13-byte comments within seconds: a buffering proxy would hold them until its buffer
+            # (4-8 KiB) filled, minutes away.
             stream.wait_comment(lambda c: c == "keepalive", timeout=5)
-            t1 = time.monotonic()
             k = len(stream.comments)
             stream.wait_comment(lambda c: c == "keepalive", timeout=5, start=k)
-            t2 = time.monotonic()
-            # each comment is delivered on its own, about one interval apart (not batched by the proxy)
-            assert t2 - t1 >= 0.5, f"{name}: two keep-alives {t2 - t1:.2f}s apart: batched by nginx?"
         # the legacy session still works through nginx after the keep-alives
         legacy.initialize()
         assert legacy.call_tool("echo", {"text": "still here"}, id_=5)["result"]["content"][0]["text"] == "still here"
