@@ -42,3 +42,14 @@ struct SpliceTests {
         #expect(pieces.map { String(decoding: $0, as: UTF8.self) } == [#"{"id":"#, "42", "}"])
     }
 }
+
+struct DecodeStringTests {
+    @Test(arguments: [
+        (#""plain""#, "plain"), (#""a\"b\\c\/d""#, "a\"b\\c/d"), (#""\u00e9\n\t""#, "é\n\t"), (#""\ud83d\ude80""#, "🚀"),
+        (#""\ud83d""#, "\u{FFFD}"),
+    ])
+    func decodesEscapes(literal: String, expected: String) {
+        let bytes = Array(literal.utf8)
+        bytes.withUnsafeBytes { b in #expect(JSONText.decodeString(b, Span(0, b.count)) == expected) }
+    }
+}

@@ -51,6 +51,16 @@ public enum JSONText {
         return out
     }
 
+    /// The value of four hex digits at `at` (already validated by the scanner).
+    static func hex4(_ b: UnsafeRawBufferPointer, _ at: Int) -> UInt32 {
+        var v: UInt32 = 0
+        for k in 0..<4 {
+            let h = b[at + k]
+            v = v << 4 | (h <= 0x39 ? UInt32(h - 0x30) : (h <= 0x46 ? UInt32(h - 0x41 + 10) : UInt32(h - 0x61 + 10)))
+        }
+        return v
+    }
+
     /// Decodes a JSON string literal span (with quotes) into a Swift String. Handles escapes.
     public static func decodeString(_ b: UnsafeRawBufferPointer, _ span: Span) -> String? {
         guard span.count >= 2, b[span.start] == UInt8(ascii: "\"") else { return nil }
@@ -75,24 +85,12 @@ public enum JSONText {
             case UInt8(ascii: "f"): out.append(0x0C)
             case UInt8(ascii: "u"):
                 guard end - i >= 5 else { return nil }
-                var v: UInt32 = 0
-                for k in 1...4 {
-                    let h = b[i + k]
-                    let d: UInt32 =
-                        h <= 0x39 ? UInt32(h - 0x30) : (h <= 0x46 ? UInt32(h - 0x41 + 10) : UInt32(h - 0x61 + 10))
-                    v = v << 4 | d
-                }
+                let v = hex4(b, i + 1)
                 i += 4
                 // Lone surrogates decode to U+FFFD; pairs are joined.
                 var scalar = Unicode.Scalar(v)
                 if v >= 0xD800 && v < 0xDC00, end - i >= 7, b[i + 1] == 0x5C, b[i + 2] == UInt8(ascii: "u") {
-                    var lo: UInt32 = 0
-                    for k in 3...6 {
-                        let h = b[i + k]
-                        let d: UInt32 =
-                            h <= 0x39 ? UInt32(h - 0x30) : (h <= 0x46 ? UInt32(h - 0x41 + 10) : UInt32(h - 0x61 + 10))
-                        lo = lo << 4 | d
-                    }
+                    let lo = hex4(b, i + 3)
                     if lo >= 0xDC00 && lo < 0xE000 {
                         scalar = Unicode.Scalar(0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00))
                         i += 6

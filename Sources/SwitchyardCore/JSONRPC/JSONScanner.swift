@@ -151,27 +151,7 @@ public struct JSONScanner {
 
     mutating func array(depth: Int) throws(JSONScanError) {
         if depth > JSONScanner.maxDepth { throw fail(.tooDeep) }
-        i += 1  // [
-        skipWhitespace()
-        if i < end && p[i] == UInt8(ascii: "]") {
-            i += 1
-            return
-        }
-        while true {
-            skipWhitespace()
-            _ = try value(depth: depth)
-            skipWhitespace()
-            guard i < end else { throw fail(.unexpectedEnd) }
-            if p[i] == UInt8(ascii: ",") {
-                i += 1
-                continue
-            }
-            if p[i] == UInt8(ascii: "]") {
-                i += 1
-                return
-            }
-            throw fail(.unexpectedByte)
-        }
+        try elements(depth: depth) { _, _ in }
     }
 
     /// Validates `bytes` as one JSON array and returns the spans of its elements (a batch).
@@ -186,7 +166,7 @@ public struct JSONScanner {
     }
 
     /// Calls `element` with the span and kind of each element of the array at the cursor.
-    public mutating func elements(_ element: (Span, JSONKind) -> Void) throws(JSONScanError) {
+    public mutating func elements(depth: Int = 1, _ element: (Span, JSONKind) -> Void) throws(JSONScanError) {
         guard i < end, p[i] == UInt8(ascii: "[") else { throw fail(.unexpectedByte) }
         i += 1
         skipWhitespace()
@@ -196,7 +176,7 @@ public struct JSONScanner {
         }
         while true {
             skipWhitespace()
-            let (s, k) = try value(depth: 1)
+            let (s, k) = try value(depth: depth)
             element(s, k)
             skipWhitespace()
             guard i < end else { throw fail(.unexpectedEnd) }
