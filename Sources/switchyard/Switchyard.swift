@@ -112,14 +112,10 @@ struct Switchyard: ParsableCommand {
             guard let mode = PoolConfig.Mode(rawValue: m) else { throw ConfigError("--pool-mode", "expected dedicated or shared") }
             for k in cfg.servers.indices { cfg.servers[k].pool.mode = mode }
         }
-        if let t = requestTimeout {
-            guard let ms = Units.durationMillis(t) else { throw ConfigError("--request-timeout", "expected a duration such as 5m") }
+        if let ms = try Switchyard.duration(requestTimeout, "--request-timeout", min: 0) {
             for k in cfg.servers.indices { cfg.servers[k].pool.requestTimeoutMs = ms }
         }
-        if let t = spawnTimeout {
-            guard let ms = Units.durationMillis(t), ms >= 100 else {
-                throw ConfigError("--spawn-timeout", "expected a duration such as 30s")
-            }
+        if let ms = try Switchyard.duration(spawnTimeout, "--spawn-timeout", min: 100) {
             for k in cfg.servers.indices { cfg.servers[k].pool.spawnTimeoutMs = ms }
         }
         if let a = admin {
@@ -132,18 +128,10 @@ struct Switchyard: ParsableCommand {
             guard m >= 1 else { throw ConfigError("--max-sessions", "must be at least 1") }
             cfg.limits.maxSessions = m
         }
-        if let t = sessionIdleTimeout {
-            guard let ms = Units.durationMillis(t), ms >= 100 else {
-                throw ConfigError("--session-idle-timeout", "expected a duration such as 30m")
-            }
+        if let ms = try Switchyard.duration(sessionIdleTimeout, "--session-idle-timeout", min: 100) {
             cfg.limits.sessionIdleTimeoutMs = ms
         }
-        if let t = sseKeepalive {
-            guard let ms = Units.durationMillis(t), ms >= 100 else {
-                throw ConfigError("--sse-keepalive", "expected a duration such as 15s")
-            }
-            cfg.limits.sseKeepAliveMs = ms
-        }
+        if let ms = try Switchyard.duration(sseKeepalive, "--sse-keepalive", min: 100) { cfg.limits.sseKeepAliveMs = ms }
         if allowInsecure { cfg.allowInsecure = true }
         try ConfigLoader.checkProtectedMode(cfg)
         if let l = logLevel {
@@ -151,6 +139,15 @@ struct Switchyard: ParsableCommand {
             cfg.logLevel = level
         }
         return cfg
+    }
+
+    /// A duration flag (`500ms`, `30s`, `5m`), or nil when the flag was not given.
+    static func duration(_ text: String?, _ flag: String, min: Int) throws(ConfigError) -> Int? {
+        guard let t = text else { return nil }
+        guard let ms = Units.durationMillis(t), ms >= min else {
+            throw ConfigError(flag, "expected a duration such as 500ms, 30s or 5m (at least \(min)ms), got \"\(t)\"")
+        }
+        return ms
     }
 
     /// The running binary, so the demo server child is this same program.
