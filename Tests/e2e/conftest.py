@@ -889,3 +889,12 @@ class LegacyClient:
 def tool_result_text(msg: dict) -> str:
     assert "result" in msg and not msg["result"].get("isError"), f"tool call failed: {msg}"
     return "".join(c.get("text", "") for c in msg["result"]["content"] if c.get("type") == "text")
+
+
+def assert_utc_time_payload(payload: dict, before, after):
+    """mcp-server-time's get_current_time(UTC) answer: UTC, and between the two wall-clock readings."""
+    from datetime import datetime
+    assert payload["timezone"] == "UTC", payload
+    t = datetime.fromisoformat(payload["datetime"])
+    assert t.utcoffset().total_seconds() == 0, payload
+    assert before.timestamp() - 1 <= t.timestamp() <= after.timestamp() + 1, (before, t, after)

@@ -338,11 +338,12 @@ def test_unknown_session_is_404(url):
     assert_rpc_error(post(url, rpc("tools/list", {}), session="not-a-session"), 404, -32001)
 
 
-def test_server_discover_probe_gets_fast_400(url):
+def test_server_discover_probe_gets_400_not_a_modern_code(url):
+    # The answer itself (not its speed, which belongs in make bench) makes 2.x clients fall back:
+    # a 400 with a code outside -32020..-32022 (C-05).
     body = rpc("server/discover", {}, id_=0)
     r = post(url, body, proto="2026-07-28")
     assert_rpc_error(r, 400, -32000)
-    assert r.elapsed < 1.0, f"probe answer took {r.elapsed:.2f}s"
 
 
 def test_initialize_creates_session_with_hex_id_and_echoes_it(url):

@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 from conftest import (
+    assert_utc_time_payload,
     E2E_DIR, FIXTURE_CMD, MARKER_FIXTURE_CMD, MCP2_PYTHON, MCP_SERVER_TIME, LegacyClient, curl, init_body,
     legacy_post, mcp_session, pid_alive, post, run_async, sse_session, text_of, tool_result_text, wait_until,
 )
@@ -46,10 +47,7 @@ def test_sse_client_mcp_server_time(switchyard):
     before = datetime.now(timezone.utc).replace(microsecond=0)
     payload = run_async(go, timeout=60)
     after = datetime.now(timezone.utc)
-    assert payload["timezone"] == "UTC", payload
-    t = datetime.fromisoformat(payload["datetime"])
-    assert t.utcoffset().total_seconds() == 0, payload
-    assert before.timestamp() - 1 <= t.timestamp() <= after.timestamp() + 1, (before, t, after)
+    assert_utc_time_payload(payload, before, after)
     d.assert_alive()
 
 
@@ -300,16 +298,13 @@ def test_hundred_concurrent_sse_sessions(switchyard):
         ev = asyncio.Event()
         return await asyncio.wait_for(asyncio.gather(*(one(i, ready, ev) for i in range(n))), timeout=150)
 
-    t0 = time.monotonic()
     results = asyncio.run(go())
-    elapsed = time.monotonic() - t0
     assert len(results) == n
     for text, e1, e2, _ in results:
         assert e1 == text and e2 == text + "+", (text, e1, e2)
     sids = [r[3] for r in results]
     assert all(s and SID_RE.match(s) for s in sids), sids
     assert len(set(sids)) == n, "duplicate session ids"
-    assert elapsed < 120, f"100 SSE sessions took {elapsed:.1f}s"
     d.assert_alive()
 
 

@@ -210,9 +210,7 @@ def test_unstartable_command_fails_fast_with_errno(switchyard):
     missing = "/nonexistent/switchyard-e2e-no-such-command"
     d = switchyard(child=[missing, "--flag"])
     for attempt in range(3):
-        t0 = time.monotonic()
         r = post(d.url, init_body(), proto=None)
-        elapsed = time.monotonic() - t0
         assert r.status == 200, r
         m = r.messages()[-1]
         assert m.get("id") == 1 and "error" in m, m
@@ -220,8 +218,8 @@ def test_unstartable_command_fails_fast_with_errno(switchyard):
         msg = m["error"]["message"]
         assert missing in msg, msg
         assert ("No such file" in msg) or ("ENOENT" in msg), f"errno not named: {msg!r}"
-        if attempt > 0:
-            assert elapsed < 1.0, f"answer during back-off took {elapsed:.2f}s"
+    # Back-off: the three answers came from one failed spawn (and at most a retry), not one spawn each.
+    assert d.log_text().count("msg=spawn_failed") <= 2, d.log_tail(20)
     d.assert_alive()
 
 
@@ -297,11 +295,8 @@ def test_sigterm_ends_streams_kills_children_and_exits_0(switchyard):
     try:
         assert st.read_head(10) == 200
         assert inflight.read_head(10) == 200
-        t0 = time.monotonic()
         code = d.terminate(timeout=15)
-        took = time.monotonic() - t0
         assert code == 0, f"exit code {code}; log:\n{d.log_tail()}"
-        assert took < 10, f"shutdown took {took:.1f}s"
         st.wait_eof(timeout=5)
         inflight.wait_eof(timeout=5)
     finally:

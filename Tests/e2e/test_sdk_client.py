@@ -14,6 +14,7 @@ import pytest
 from mcp.shared.exceptions import McpError
 
 from conftest import (
+    assert_utc_time_payload,
     E2E_DIR, FIXTURE_CMD, MCP2_PYTHON, MCP_SERVER_TIME, curl, mcp_session, pid_alive, run_async,
     text_of, wait_until,
 )
@@ -41,10 +42,7 @@ def test_mcp_server_time_initialize_list_call(switchyard):
     before = datetime.now(timezone.utc).replace(microsecond=0)
     payload = run_async(go, timeout=60)
     after = datetime.now(timezone.utc)
-    assert payload["timezone"] == "UTC", payload
-    t = datetime.fromisoformat(payload["datetime"])
-    assert t.utcoffset().total_seconds() == 0, payload
-    assert before.timestamp() - 1 <= t.timestamp() <= after.timestamp() + 1, (before, t, after)
+    assert_utc_time_payload(payload, before, after)
     d.assert_alive()
 
 
