@@ -1,11 +1,12 @@
 // One HTTP request and its reply: a plain response, or a chunked stream (SSE) that ends later.
 //
-// Lifetime (libevent-notes H11–H13): evhttp owns the request. While we hold a deferred or streaming
-// reply we register the connection's close callback, so a connection that goes away marks the
-// exchange closed; the callback is cleared when we finish normally (H12). A stream whose peer left is
-// freed with evhttp_send_reply_end; a detached deferred request with evhttp_request_free.
+// The request's head and body belong to its HTTPConnection and stay valid until the exchange ends. If the
+// client goes away first, the connection calls `connectionClosed`: the exchange is finished and `onClose`
+// runs once. After that every write is a no-op, so the gateway never has to ask whether a client is still
+// there before answering.
 
 internal import CLibEvent
+internal import SwitchyardCore
 #if canImport(Glibc)
     internal import Glibc
 #endif
@@ -15,132 +16,149 @@ package enum HTTPMethod: Equatable, Sendable {
 }
 
 package final class HTTPExchange {
-    private var req: OpaquePointer?
-    private var watchingClose = false
-    private var streaming = false
+    private var conn: HTTPConnection?
+    /// The connection's request serial when we were created: its head bytes are ours while it matches.
+    private let serial: Int
+    private var chunked = false
     /// Called once if the client connection closes before we finish.
     package var onClose: (() -> Void)?
-    /// The first bytes of a stream were written (status line and headers).
+    /// The status line and headers of a stream were written.
     package private(set) var isStreaming = false
     package private(set) var isFinished = false
-
     /// Arrived over TLS.
     package let isSecure: Bool
+    private let peerAddr: PeerAddress
+    private let isHead: Bool
+    private let minorVersion: Int
 
-    init(request: OpaquePointer, secure: Bool) {
-        req = request
-        isSecure = secure
+    init(connection: HTTPConnection) {
+        conn = connection
+        serial = connection.serial
+        isSecure = connection.isSecure
+        peerAddr = connection.peer
+        isHead = connection.request.method == .head
+        minorVersion = connection.request.minorVersion
+    }
+
+    /// The connection, while its head bytes still describe this request.
+    private var current: HTTPConnection? {
+        guard let c = conn, c.serial == serial else { return nil }
+        return c
     }
 
     /// The TCP peer's address, without the port.
-    package var peerAddress: String {
-        guard let r = req, let c = evhttp_request_get_connection(r) else { return "" }
-        var addr: UnsafeMutablePointer<CChar>?
-        var port: UInt16 = 0
-        evhttp_connection_get_peer(c, &addr, &port)
-        return addr.map { String(cString: $0) } ?? ""
+    package var peerAddress: String { peerAddr.host }
+
+    package var peer: String {
+        let h = peerAddr.host
+        return h.isEmpty ? "-" : "\(h):\(peerAddr.port)"
     }
 
     package var method: HTTPMethod {
-        guard let r = req else { return .other("") }
-        let m = evhttp_request_get_command(r)
-        switch m {
-        case EVHTTP_REQ_GET: return .get
-        case EVHTTP_REQ_POST: return .post
-        case EVHTTP_REQ_DELETE: return .delete
-        case EVHTTP_REQ_OPTIONS: return .options
-        case EVHTTP_REQ_HEAD: return .head
-        case EVHTTP_REQ_PUT: return .other("PUT")
-        case EVHTTP_REQ_PATCH: return .other("PATCH")
-        case EVHTTP_REQ_TRACE: return .other("TRACE")
-        case EVHTTP_REQ_CONNECT: return .other("CONNECT")
-        default: return .other("?")
+        guard let c = current else { return .other("") }
+        switch c.request.method {
+        case .get: return .get
+        case .post: return .post
+        case .delete: return .delete
+        case .options: return .options
+        case .head: return .head
+        default: return .other(c.request.method.name)
         }
     }
 
     /// The raw (not percent-decoded) path, without the query.
     package var path: String {
-        guard let r = req, let uri = evhttp_request_get_evhttp_uri(r), let p = evhttp_uri_get_path(uri) else { return "" }
-        return String(cString: p)
+        guard let c = current else { return "" }
+        return c.request.pathIsEmptyAbsolute ? "/" : text(c, c.request.path)
     }
 
     package var query: String? {
-        guard let r = req, let uri = evhttp_request_get_evhttp_uri(r), let q = evhttp_uri_get_query(uri) else { return nil }
-        return String(cString: q)
+        guard let c = current, let q = c.request.query else { return nil }
+        return text(c, q)
     }
 
-    /// The first value of a request header (case-insensitive name). The name is a literal: passing it
-    /// to C needs no bridging (a Swift String argument allocated a C copy on every call).
+    private func text(_ c: HTTPConnection, _ r: Range<Int>) -> String {
+        c.head.withUnsafeBytes { String(decoding: UnsafeRawBufferPointer(rebasing: $0[r]), as: UTF8.self) }
+    }
+
+    /// Calls `body` with each field of this request whose name matches (case-insensitive); stops when it
+    /// returns false.
+    private func eachField(_ name: UnsafeRawBufferPointer, _ body: (UnsafePointer<UInt8>, HTTPField) -> Bool) {
+        guard let c = current else { return }
+        c.head.withUnsafeBytes { raw in
+            guard let p = raw.baseAddress?.assumingMemoryBound(to: UInt8.self), let np = name.baseAddress else { return }
+            let n = name.count
+            let lit = np.assumingMemoryBound(to: UInt8.self)
+            @inline(__always) func lower(_ x: UInt8) -> UInt8 { x >= 0x41 && x <= 0x5A ? x | 0x20 : x }
+            for f in c.fields where f.name.count == n {
+                var same = true
+                var i = 0
+                for k in f.name {
+                    if lower(p[k]) != lower(lit[i]) {
+                        same = false
+                        break
+                    }
+                    i += 1
+                }
+                if same, !body(p, f) { return }
+            }
+        }
+    }
+
+    @inline(__always) private func bytes(_ s: StaticString) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount)
+    }
+
+    /// The first value of a request header (case-insensitive name).
     package func header(_ name: StaticString) -> String? {
-        guard let r = req, let h = evhttp_request_get_input_headers(r), let v = evhttp_find_header(h, cString(name)) else { return nil }
-        return String(cString: v)
-    }
-
-    @inline(__always) func cString(_ s: StaticString) -> UnsafePointer<CChar> {
-        UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
+        var out: String?
+        eachField(bytes(name)) { p, f in
+            out = String(decoding: UnsafeBufferPointer(start: p + f.value.lowerBound, count: f.value.count), as: UTF8.self)
+            return false
+        }
+        return out
     }
 
     /// Every value of a header, in order (case-insensitive name).
     package func headerValues(_ name: String) -> [String] {
-        guard let r = req, let h = evhttp_request_get_input_headers(r) else { return [] }
         var out: [String] = []
-        name.withCString { cname in  // bridged once, not per header (that allocated on every call)
-            var kv = h.pointee.tqh_first
-            while let e = kv {
-                if strcasecmp(e.pointee.key, cname) == 0 { out.append(String(cString: e.pointee.value)) }
-                kv = e.pointee.next.tqe_next
+        var name = name
+        name.withUTF8 { n in
+            eachField(UnsafeRawBufferPointer(n)) { p, f in
+                out.append(String(decoding: UnsafeBufferPointer(start: p + f.value.lowerBound, count: f.value.count), as: UTF8.self))
+                return true
             }
         }
         return out
     }
 
-    /// True when the header is present with exactly `value` (no String is built: the hot-path check).
+    /// True when the header's first value is exactly `value` (no String is built: the hot-path check).
     package func header(_ name: StaticString, is value: StaticString) -> Bool {
-        guard let r = req, let h = evhttp_request_get_input_headers(r) else { return false }
-        guard let v = evhttp_find_header(h, cString(name)) else { return false }
-        return strcmp(v, cString(value)) == 0
+        var result = false
+        eachField(bytes(name)) { p, f in
+            result = f.value.count == value.utf8CodeUnitCount && memcmp(p + f.value.lowerBound, value.utf8Start, f.value.count) == 0
+            return false
+        }
+        return result
     }
 
     /// How many times a header appears (duplicates of security-relevant headers are rejected).
     package func headerCount(_ name: StaticString) -> Int {
-        guard let r = req, let h = evhttp_request_get_input_headers(r) else { return 0 }
-        let cname = cString(name)
         var n = 0
-        var kv = h.pointee.tqh_first
-        while let e = kv {
-            if strcasecmp(e.pointee.key, cname) == 0 { n += 1 }
-            kv = e.pointee.next.tqe_next
+        eachField(bytes(name)) { _, _ in
+            n += 1
+            return true
         }
         return n
     }
 
-    package var peer: String {
-        guard let r = req, let c = evhttp_request_get_connection(r) else { return "-" }
-        var addr: UnsafeMutablePointer<CChar>?
-        var port: UInt16 = 0
-        evhttp_connection_get_peer(c, &addr, &port)
-        guard let a = addr else { return "-" }
-        return "\(String(cString: a)):\(port)"
-    }
-
     /// Borrows the request body as contiguous bytes for the duration of `body`.
     package func withBody<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        guard let r = req, let b = evhttp_request_get_input_buffer(r) else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        let n = evbuffer_get_length(b)
-        guard n > 0, let p = evbuffer_pullup(b, -1) else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
-        return body(UnsafeRawBufferPointer(start: p, count: n))
+        guard let c = current, !isFinished else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return c.withBody(body)
     }
 
-    private func addHeaders(_ headers: [(String, String)]) {
-        guard let r = req, let out = evhttp_request_get_output_headers(r) else { return }
-        for (k, v) in headers { evhttp_add_header(out, k, v) }
-    }
-
-    /// Literal headers go to C without bridging (a String argument is copied for C on every call).
-    private func addHeaders(_ headers: [(StaticString, StaticString)]) {
-        guard let r = req, let out = evhttp_request_get_output_headers(r) else { return }
-        for (k, v) in headers { evhttp_add_header(out, cString(k), cString(v)) }
-    }
+    // MARK: replies
 
     static let sseHeaders: [(StaticString, StaticString)] = [
         ("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache, no-transform"), ("X-Accel-Buffering", "no"),
@@ -148,104 +166,171 @@ package final class HTTPExchange {
 
     /// A 200 JSON answer on the hot path: literal Content-Type, optional session header.
     package func respondJSON(sessionID: String?, body: OutBuffer) {
-        guard let r = req, !isFinished else { return }
-        stopWatchingClose()
-        addHeaders([("Content-Type", "application/json")] as [(StaticString, StaticString)])
-        if let sid = sessionID, let out = evhttp_request_get_output_headers(r) { evhttp_add_header(out, "Mcp-Session-Id", sid) }
-        evhttp_send_reply(r, 200, "OK", body.buf)
+        guard let c = conn, !isFinished else { return }
+        let h = HeadBuilder(c, status: 200, reason: "OK", minorVersion: minorVersion)
+        h.add("Content-Type", "application/json")
+        if let sid = sessionID { h.add("Mcp-Session-Id", sid) }
+        h.finish(contentLength: body.count, keepAlive: c.request.keepAlive)
+        c.emit(head: c.server.scratch, body: isHead ? nil : body.buf)
+        body.clear()
         finish()
     }
+
+    /// Sends a complete response and finishes the exchange.
+    package func respond(status: Int, reason: String, headers: [(String, String)], body: OutBuffer?) {
+        guard let c = conn, !isFinished else { return }
+        let h = HeadBuilder(c, status: status, reason: reason, minorVersion: minorVersion)
+        for (k, v) in headers { h.add(k, v) }
+        let n = body?.count ?? 0
+        // 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6).
+        let bodyless = status < 200 || status == 204 || status == 304
+        h.finish(contentLength: bodyless ? nil : n, keepAlive: c.request.keepAlive)
+        c.emit(head: c.server.scratch, body: isHead || bodyless ? nil : body?.buf)
+        body?.clear()
+        finish()
+    }
+
+    /// Keeps the exchange open for a later `respond` (the connection tells us if the client leaves).
+    package func deferReply() {}
 
     /// Starts an SSE stream with the standard headers (Content-Type, Cache-Control, X-Accel-Buffering).
     package func startSSE(sessionID: String?, inputWatermark: Int) {
-        guard req != nil, !isFinished else { return }
-        addHeaders(HTTPExchange.sseHeaders)
-        startStream(status: 200, headers: [] as [(String, String)], sessionID: sessionID, inputWatermark: inputWatermark)
+        startStream(status: 200, static: HTTPExchange.sseHeaders, headers: [], sessionID: sessionID, inputWatermark: inputWatermark)
     }
 
-    /// Sends a complete response and finishes the exchange. The body is moved, not copied.
-    package func respond(status: Int, reason: String, headers: [(String, String)], body: OutBuffer?) {
-        guard let r = req, !isFinished else { return }
-        stopWatchingClose()
-        addHeaders(headers)
-        evhttp_send_reply(r, Int32(status), reason, body?.buf)
-        finish()
-    }
-
-    /// Keeps the exchange open for a later `respond` and learns when the connection is freed.
-    package func deferReply() { watchClose() }
-
-    /// Starts a chunked streaming reply (SSE). Later writes go through `write(_:)`.
+    /// Starts a streaming reply: chunked on HTTP/1.1; on HTTP/1.0 the body ends when we close (H9).
     package func startStream(status: Int, headers: [(String, String)], sessionID: String? = nil, inputWatermark: Int) {
-        guard let r = req, !isFinished else { return }
-        // HTTP/1.0 + keep-alive would get Content-Length: 0 and then a stream (H9): force close-delimited.
-        if let h = evhttp_request_get_input_headers(r) { evhttp_remove_header(h, "Connection") }
-        addHeaders(headers)
-        if let sid = sessionID, let out = evhttp_request_get_output_headers(r) { evhttp_add_header(out, "Mcp-Session-Id", sid) }
-        watchClose()
-        streaming = true
+        startStream(status: status, static: [], headers: headers, sessionID: sessionID, inputWatermark: inputWatermark)
+    }
+
+    private func startStream(
+        status: Int, static fixed: [(StaticString, StaticString)], headers: [(String, String)], sessionID: String?,
+        inputWatermark: Int
+    ) {
+        guard let c = conn, !isFinished, !isStreaming else { return }
+        let h = HeadBuilder(c, status: status, reason: "OK", minorVersion: minorVersion)
+        for (k, v) in fixed { h.add(k, v) }
+        for (k, v) in headers { h.add(k, v) }
+        if let sid = sessionID { h.add("Mcp-Session-Id", sid) }
+        chunked = minorVersion >= 1
+        if !chunked { c.closeWhenDone() }
+        h.finishStream(chunked: chunked, keepAlive: c.request.keepAlive)
+        c.emit(head: c.server.scratch, body: nil)
         isStreaming = true
-        evhttp_send_reply_start(r, Int32(status), "OK")
-        // Bytes the client sends while we stream would pile up without limit (H14).
-        if let c = evhttp_request_get_connection(r), let bev = evhttp_connection_get_bufferevent(c) {
-            bufferevent_setwatermark(bev, Int16(EV_READ), 0, inputWatermark)
-        }
+        c.inputLimit = inputWatermark
     }
 
     /// Unsent bytes on the connection: a slow reader shows up here (H15).
-    package var backlogBytes: Int {
-        guard let r = req, let c = evhttp_request_get_connection(r), let bev = evhttp_connection_get_bufferevent(c),
-            let out = bufferevent_get_output(bev)
-        else { return 0 }
-        return evbuffer_get_length(out)
-    }
+    package var backlogBytes: Int { conn?.backlogBytes ?? 0 }
 
-    /// Writes one chunk (moved from `data`).
+    /// Writes one event (moved out of `data`), framed as one chunk.
     package func write(_ data: OutBuffer) {
-        guard let r = req, streaming, !isFinished else { return }
-        evhttp_send_reply_chunk(r, data.buf)
+        guard let c = conn, isStreaming, !isFinished else {
+            data.clear()
+            return
+        }
+        if chunked { c.emitChunk(data.buf) } else { c.emit(head: [], body: data.buf) }
+        data.clear()
     }
 
     /// Ends a stream normally.
     package func endStream() {
-        guard let r = req, streaming, !isFinished else { return }
-        stopWatchingClose()
-        evhttp_send_reply_end(r)
+        guard let c = conn, isStreaming, !isFinished else { return }
+        if chunked { c.emitLiteral("0\r\n\r\n") }
         finish()
     }
 
     private func finish() {
         isFinished = true
-        req = nil
         onClose = nil
+        let c = conn
+        conn = nil
+        c?.exchangeFinished()
     }
 
-    private func watchClose() {
-        guard !watchingClose, let r = req, let c = evhttp_request_get_connection(r) else { return }
-        watchingClose = true
-        // +1 while libevent can call us back; released in connectionClosed or stopWatchingClose.
-        evhttp_connection_set_closecb(
-            c, { _, arg in Unmanaged<HTTPExchange>.fromOpaque(arg!).takeRetainedValue().connectionClosed() },
-            Unmanaged.passRetained(self).toOpaque())
-    }
-
-    private func stopWatchingClose() {
-        guard watchingClose, let r = req else { return }
-        watchingClose = false
-        if let c = evhttp_request_get_connection(r) { evhttp_connection_set_closecb(c, nil, nil) }
-        Unmanaged.passUnretained(self).release()
-    }
-
-    private func connectionClosed() {
-        guard watchingClose, let r = req else { return }
-        watchingClose = false
+    /// The client went away before we finished.
+    func connectionClosed() {
+        guard !isFinished else { return }
+        isFinished = true
+        conn = nil
         let cb = onClose
-        if streaming {
-            evhttp_send_reply_end(r)  // frees a detached request; harmless for an attached one (H11)
-        } else if evhttp_request_get_connection(r) == nil {
-            evhttp_request_free(r)  // detached deferred request: ours to free
-        }
-        finish()
+        onClose = nil
         cb?()
+    }
+}
+
+/// Builds a response head in the server's scratch buffer (no allocation once it has grown).
+struct HeadBuilder {
+    let server: HTTPServer
+    let minorVersion: Int
+    init(_ c: HTTPConnection, status: Int, reason: String, minorVersion: Int) {
+        server = c.server
+        self.minorVersion = minorVersion
+        server.scratch.removeAll(keepingCapacity: true)
+        lit(minorVersion >= 1 ? "HTTP/1.1 " : "HTTP/1.0 ")
+        decimal(status)
+        lit(" ")
+        str(reason)
+        lit("\r\n")
+    }
+
+    func lit(_ s: StaticString) {
+        server.scratch.append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+
+    func str(_ s: String) {
+        var s = s
+        s.withUTF8 { server.scratch.append(contentsOf: $0) }
+    }
+
+    func decimal(_ n: Int) {
+        if n >= 10 { decimal(n / 10) }
+        server.scratch.append(UInt8(0x30 + n % 10))
+    }
+
+    func add(_ k: StaticString, _ v: StaticString) {
+        lit(k)
+        lit(": ")
+        lit(v)
+        lit("\r\n")
+    }
+
+    func add(_ k: StaticString, _ v: String) {
+        lit(k)
+        lit(": ")
+        str(v)
+        lit("\r\n")
+    }
+
+    func add(_ k: String, _ v: String) {
+        str(k)
+        lit(": ")
+        str(v)
+        lit("\r\n")
+    }
+
+    private func common(keepAlive: Bool) {
+        server.scratch.append(contentsOf: server.currentDateLine())
+        if !keepAlive {
+            lit("Connection: close\r\n")
+        } else if minorVersion == 0 {
+            lit("Connection: keep-alive\r\n")
+        }
+    }
+
+    func finish(contentLength: Int?, keepAlive: Bool) {
+        common(keepAlive: keepAlive)
+        if let n = contentLength {
+            lit("Content-Length: ")
+            decimal(n)
+            lit("\r\n")
+        }
+        lit("\r\n")
+    }
+
+    func finishStream(chunked: Bool, keepAlive: Bool) {
+        common(keepAlive: chunked && keepAlive)
+        if chunked { lit("Transfer-Encoding: chunked\r\n") }
+        lit("\r\n")
     }
 }

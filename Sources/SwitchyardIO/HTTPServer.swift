@@ -1,11 +1,19 @@
-// The evhttp server: our own listeners (backlog, TCP_NODELAY, accept back-off), limits, one router.
+// The HTTP/1.1 server: our own listeners (backlog, TCP_NODELAY, accept back-off), our own connections
+// (HTTPConnection: sans-IO parsing from SwitchyardCore.HTTP1), limits, one handler.
+//
+// Why not evhttp: per request it cost four epoll_ctl calls (it stops reading while a request is pending
+// and re-arms read and write separately), a FIONREAD ioctl per read, a dozen mallocs for headers and the
+// URI, printf/scanf, and it cannot tell us when the client of a pending request goes away (libevent-notes
+// §5.4, H13). Here a connection keeps EPOLLIN armed for its whole life, writes straight to the socket
+// (EPOLLOUT only while the kernel buffer is full), and batches every reply of a loop turn into one writev
+// per connection.
 
 internal import CLibEvent
 #if canImport(Glibc)
     internal import Glibc
 #endif
 
-/// Limits applied to every client connection (libevent-notes H1–H4).
+/// Limits applied to every client connection.
 package struct HTTPServerLimits {
     package var maxBodyBytes: Int
     package var maxHeaderBytes: Int
@@ -23,63 +31,111 @@ package struct BindError: Error, CustomStringConvertible {
     package var description: String { "cannot listen on \(address): \(reason)" }
 }
 
-/// One evhttp instance and its listeners. Every request goes to `handler` as an `HTTPExchange`.
+/// Listeners and the live connections they accepted. Every request goes to `handler` as an `HTTPExchange`.
 package final class HTTPServer {
     let loop: EventLoop
-    let http: OpaquePointer
+    let limits: HTTPServerLimits
     private var listeners: [Listener] = []
     package var handler: (HTTPExchange) -> Void = { _ in }
     /// Set for a TLS listener: every new connection gets an SSL from this context. Replacing it (SIGHUP
     /// reload) affects new connections only; live ones keep their SSL (which holds a reference to its ctx).
-    package var tls: TLSContext? {
-        didSet {
-            guard (oldValue == nil) != (tls == nil) else { return }
-            if tls == nil {
-                evhttp_set_bevcb(http, nil, nil)
-            } else {
-                evhttp_set_bevcb(
-                    http,
-                    { base, arg in
-                        let server = Unmanaged<HTTPServer>.fromOpaque(arg!).takeUnretainedValue()
-                        return server.tls?.makeBufferevent(base: base!)
-                    }, Unmanaged.passUnretained(self).toOpaque())
-            }
-        }
-    }
+    package var tls: TLSContext?
+
+    /// Live connections, by identity (insert on accept, remove on close).
+    private var connections: [ObjectIdentifier: HTTPConnection] = [:]
+    package var connectionCount: Int { connections.count }
+    /// The idle/read timeout as a libevent common timeout: re-arming it per request is O(1).
+    private(set) var timeout: UnsafePointer<timeval>?
+    /// Connections with bytes to write or a pipelined request to resume, flushed once per loop turn.
+    private var dirty: [HTTPConnection] = []
+    private var flushing: [HTTPConnection] = []
+    private var flushEvent: OpaquePointer?
+    /// Scratch for building response heads (reused; never escapes a call).
+    var scratch: [UInt8] = []
+    private var dateSecond = 0
+    private(set) var dateLine: [UInt8] = []
 
     package init(loop: EventLoop, limits: HTTPServerLimits) {
         self.loop = loop
-        guard let h = evhttp_new(loop.base) else { preconditionFailure("evhttp_new failed") }
-        http = h
-        evhttp_set_max_body_size(h, Int(limits.maxBodyBytes))
-        evhttp_set_max_headers_size(h, Int(limits.maxHeaderBytes))
+        self.limits = limits
         var tv = timeval(tv_sec: limits.timeoutMillis / 1000, tv_usec: (limits.timeoutMillis % 1000) * 1000)
-        evhttp_set_timeout_tv(h, &tv)
-        // Accept every method so that we, not libevent, answer 405 with an Allow header (H5).
-        let all =
-            EVHTTP_REQ_GET.rawValue | EVHTTP_REQ_POST.rawValue | EVHTTP_REQ_HEAD.rawValue | EVHTTP_REQ_PUT.rawValue
-            | EVHTTP_REQ_DELETE.rawValue | EVHTTP_REQ_OPTIONS.rawValue | EVHTTP_REQ_TRACE.rawValue
-            | EVHTTP_REQ_CONNECT.rawValue | EVHTTP_REQ_PATCH.rawValue
-        evhttp_set_allowed_methods(h, UInt16(all))
-        // No default Content-Type: a 202 must go out without one (H8, P3).
-        evhttp_set_default_content_type(h, nil)
-        evhttp_set_gencb(
-            h,
-            { req, arg in
-                let server = Unmanaged<HTTPServer>.fromOpaque(arg!).takeUnretainedValue()
-                server.handler(HTTPExchange(request: req!, secure: server.tls != nil))
-            }, Unmanaged.passUnretained(self).toOpaque())
+        timeout = event_base_init_common_timeout(loop.base, &tv)
+        scratch.reserveCapacity(512)
+        flushEvent = event_new(
+            loop.base, -1, 0,
+            { _, _, arg in Unmanaged<HTTPServer>.fromOpaque(arg!).takeUnretainedValue().flushDirty() },
+            Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    deinit {
+        if let e = flushEvent { event_free(e) }
     }
 
     /// Binds `host:port` (port 0 = ephemeral) and returns the bound address as "host:port".
     package func bind(host: String, port: Int) throws(BindError) -> String {
         let listener = try Listener(loop: loop, host: host, port: port)
-        guard evhttp_bind_listener(http, listener.raw) != nil else {
-            throw BindError(address: "\(host):\(port)", reason: "evhttp_bind_listener failed")
-        }
-        listener.boundToHTTP = true
+        evconnlistener_set_cb(
+            listener.raw,
+            { _, fd, addr, len, arg in
+                Unmanaged<HTTPServer>.fromOpaque(arg!).takeUnretainedValue().accept(fd, addr, Int(len))
+            }, Unmanaged.passUnretained(self).toOpaque())
+        evconnlistener_enable(listener.raw)
         listeners.append(listener)
         return listener.boundAddress
+    }
+
+    private func accept(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr>?, _ len: Int) {
+        let peer = PeerAddress(addr, len)
+        let conn: HTTPConnection
+        if let tls {
+            guard let bev = tls.makeBufferevent(base: loop.base, fd: fd) else {
+                close(fd)
+                return
+            }
+            conn = HTTPConnection(server: self, fd: fd, tls: bev, peer: peer)
+        } else {
+            conn = HTTPConnection(server: self, fd: fd, tls: nil, peer: peer)
+        }
+        connections[ObjectIdentifier(conn)] = conn
+        conn.start()
+    }
+
+    func forget(_ conn: HTTPConnection) {
+        connections.removeValue(forKey: ObjectIdentifier(conn))
+    }
+
+    /// Queues `conn` for the end-of-turn flush (one write per connection per loop turn).
+    func markDirty(_ conn: HTTPConnection) {
+        guard !conn.queuedForFlush else { return }
+        conn.queuedForFlush = true
+        dirty.append(conn)
+        if dirty.count == 1, let e = flushEvent { event_active(e, 0, 0) }
+    }
+
+    private func flushDirty() {
+        while !dirty.isEmpty {
+            swap(&dirty, &flushing)
+            for c in flushing {
+                c.queuedForFlush = false
+                c.turnEnded()
+            }
+            flushing.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// "Date: <IMF-fixdate>\r\n", formatted once per second.
+    func currentDateLine() -> [UInt8] {
+        let now = loop.nowMillis / 1000
+        if now != dateSecond || dateLine.isEmpty {
+            dateSecond = now
+            var t = time_t(time(nil))
+            var tmv = tm()
+            gmtime_r(&t, &tmv)
+            var buf = [CChar](repeating: 0, count: 64)
+            let n = strftime(&buf, 64, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tmv)
+            dateLine = buf.prefix(n).map { UInt8(bitPattern: $0) }
+        }
+        return dateLine
     }
 
     /// Stops accepting new connections; live connections keep going.
@@ -87,10 +143,48 @@ package final class HTTPServer {
         for l in listeners { l.disable() }
     }
 
-    /// Frees the server and all its connections (close callbacks run, H11).
+    /// Closes every connection (their exchanges' close callbacks run) and the listeners.
     package func free() {
-        evhttp_free(http)
+        for l in listeners { l.free() }
         listeners.removeAll()
+        for c in Array(connections.values) { c.abort() }
+        connections.removeAll()
+    }
+}
+
+/// The peer of a connection, kept compact (formatted only when asked for).
+struct PeerAddress {
+    var family: sa_family_t = 0
+    var port: UInt16 = 0
+    var bytes: (UInt64, UInt64) = (0, 0)
+
+    init(_ addr: UnsafeMutablePointer<sockaddr>?, _ len: Int) {
+        guard let addr else { return }
+        family = addr.pointee.sa_family
+        if family == sa_family_t(AF_INET), len >= MemoryLayout<sockaddr_in>.size {
+            addr.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
+                port = UInt16(bigEndian: $0.pointee.sin_port)
+                var a = $0.pointee.sin_addr
+                withUnsafeMutableBytes(of: &bytes) { dst in withUnsafeBytes(of: &a) { dst.copyMemory(from: $0) } }
+            }
+        } else if family == sa_family_t(AF_INET6), len >= MemoryLayout<sockaddr_in6>.size {
+            addr.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                port = UInt16(bigEndian: $0.pointee.sin6_port)
+                var a = $0.pointee.sin6_addr
+                withUnsafeMutableBytes(of: &bytes) { dst in withUnsafeBytes(of: &a) { dst.copyMemory(from: $0) } }
+            }
+        } else {
+            family = 0
+        }
+    }
+
+    var host: String {
+        guard family != 0 else { return "" }
+        var buf = [CChar](repeating: 0, count: 64)
+        var b = bytes
+        let ok = withUnsafePointer(to: &b) { inet_ntop(Int32(family), UnsafeRawPointer($0), &buf, 64) }
+        guard ok != nil else { return "" }
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 
@@ -99,7 +193,6 @@ package final class HTTPServer {
 final class Listener {
     let loop: EventLoop
     var raw: OpaquePointer!
-    var boundToHTTP = false
     var boundAddress = ""
 
     init(loop: EventLoop, host: String, port: Int) throws(BindError) {
@@ -124,6 +217,7 @@ final class Listener {
                 p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port = UInt16(port).bigEndian }
             }
         }
+        // No callback yet, so nothing is accepted until HTTPServer.bind sets one and enables it.
         let flags = UInt32(LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC)
         let l = withUnsafePointer(to: &storage) { p in
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -154,9 +248,8 @@ final class Listener {
             }
         }
         boundAddress = host.contains(":") ? "[\(host)]:\(boundPort)" : "\(host):\(boundPort)"
-        // evhttp_bind_listener takes over the listener's user data, so the error callback works from the
-        // listener pointer alone: pause accepting for 100 ms (EMFILE would otherwise spin, H4). The
-        // listener outlives the loop's last iteration (freed only after the loop exits).
+        // Pause accepting for 100 ms on an accept error (EMFILE would otherwise spin, H4). The listener
+        // outlives the loop's last iteration (freed only after the loop exits).
         evconnlistener_set_error_cb(
             l,
             { lev, _ in
@@ -169,5 +262,10 @@ final class Listener {
             })
     }
 
-    func disable() { evconnlistener_disable(raw) }
+    func disable() { if let raw { evconnlistener_disable(raw) } }
+
+    func free() {
+        if let raw { evconnlistener_free(raw) }
+        raw = nil
+    }
 }

@@ -78,11 +78,11 @@ package final class TLSContext {
         }
     }
 
-    /// A new accepting TLS bufferevent for evhttp (the fd is set by evhttp later, T2).
-    func makeBufferevent(base: OpaquePointer) -> OpaquePointer? {
+    /// A new accepting TLS bufferevent on an accepted socket (closed with it).
+    func makeBufferevent(base: OpaquePointer, fd: Int32) -> OpaquePointer? {
         guard let ssl = SSL_new(ctx) else { return nil }
         return bufferevent_openssl_socket_new(
-            base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+            base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
     }
 }
 

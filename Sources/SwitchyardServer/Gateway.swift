@@ -11,7 +11,7 @@ package final class Gateway {
     let loop = EventLoop()
     let log: Logger
     let http: HTTPServer
-    /// One evhttp per TLS listener (evhttp's bevcb is per instance, libevent-notes T1).
+    /// One HTTPServer per TLS listener: each holds its own TLS context (reloaded on SIGHUP).
     var tlsServers: [HTTPServer] = []
     var admin: HTTPServer?
     /// Accepted keys (nil = no auth configured).

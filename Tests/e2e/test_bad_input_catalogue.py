@@ -8,8 +8,8 @@ that belongs to another client. Config cases start their own short-lived process
 stderr line naming the problem, nothing on stdout.
 
 Malformed HTTP goes over raw sockets (badkit.exchange): every read has a deadline, so a daemon that
-neither answers nor closes fails the case instead of hanging it. libevent's own 400/413/501 answers are
-accepted for malformed HTTP; for those the connection must be closed.
+neither answers nor closes fails the case instead of hanging it. The HTTP layer's own 400/413/414/431/501
+answers are accepted for malformed HTTP; for those the connection must be closed.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ public struct ServerSpec: Equatable, Sendable {
 public struct Limits: Equatable, Sendable {
     /// `max_body_bytes`: larger POST bodies get 413.
     public var maxBodyBytes = 4 << 20
-    /// `max_header_bytes`: larger request heads get 400 (libevent).
+    /// `max_header_bytes`: larger request heads get 431 (414 when the request line alone is too long).
     public var maxHeaderBytes = 64 << 10
     /// `max_sessions`: further `initialize` requests get 503 + Retry-After.
     public var maxSessions = 1000
