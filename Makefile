@@ -66,7 +66,7 @@ e2e: build venv
 
 # Allocation regression check: mallocs per tools/call (deterministic to ±1, unlike timings). Measured 71
 # at "Header names as literals"; the limit leaves room for noise, not for regressions.
-ALLOC_LIMIT ?= 85
+ALLOC_LIMIT ?= 22
 alloc-check: build
 	@mkdir -p .build/perf && cc -O2 -shared -fPIC -o .build/perf/alloc_counter.so Tests/Perf/alloc_counter.c -ldl
 	$(PY) Tests/Perf/alloc_check.py $(abspath $(BIN)) $(abspath .build/perf/alloc_counter.so) --max $(ALLOC_LIMIT)

@@ -154,9 +154,14 @@ final class HTTPConnection {
             process()
         }
         switch state {
-        case .handling:
-            // The client left while its request was pending or streaming (H13): tell the exchange.
+        case .handling where exchange?.isStreaming == true:
+            // The client left while we stream to it (H13): tell the exchange.
             close(.peerClosed)
+        case .handling:
+            // EOF with an answer pending: a client that half-closed after sending (or one that left; then
+            // the write fails). Answer, then close; reading again would only repeat the EOF.
+            closeAfterWrite = true
+            pauseReading()
         case .closed:
             break
         default:
@@ -395,7 +400,7 @@ final class HTTPConnection {
         if case .closed = state { return }
         if let bev {
             if evbuffer_get_length(output) > 0 { bufferevent_write_buffer(bev, output) }
-            if closeAfterWrite, evbuffer_get_length(bufferevent_get_output(bev)) == 0 { close(.done) }
+            if closeAfterWrite, exchange == nil, evbuffer_get_length(bufferevent_get_output(bev)) == 0 { close(.done) }
             return
         }
         while evbuffer_get_length(output) > 0 {
@@ -412,7 +417,7 @@ final class HTTPConnection {
             armWrite()
         } else {
             disarmWrite()
-            if closeAfterWrite { linger() }
+            if closeAfterWrite, exchange == nil { linger() }
         }
     }
 
@@ -457,7 +462,7 @@ final class HTTPConnection {
     private var shutDownForWriting = false
 
     private func tlsDrained() {
-        if closeAfterWrite, evbuffer_get_length(output) == 0 { close(.done) }
+        if closeAfterWrite, exchange == nil, evbuffer_get_length(output) == 0 { close(.done) }
     }
 
     private func tlsEvent(_ what: Int16) {
@@ -472,15 +477,15 @@ final class HTTPConnection {
 
     /// Answers a request we cannot read and closes: nothing after it on this connection is read.
     private func refuse(_ r: HTTPRefusal) {
+        let h = HeadBuilder(self, status: r.status, reason: r.reason, minorVersion: 1)
+        h.add("Content-Type", "application/json")
         let body = "{\"error\":\"\(r.reason.lowercased())\"}"
-        var headText = "HTTP/1.1 \(r.status) \(r.reason)\r\nContent-Type: application/json\r\n"
-        headText += "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
-        let all = headText + body
-        _ = all.utf8CString.withUnsafeBufferPointer { evbuffer_add(output, $0.baseAddress, $0.count - 1) }
+        h.finish(contentLength: body.utf8.count, keepAlive: false)
+        h.str(body)
+        emit(head: server.scratch, body: nil)
         evbuffer_drain(input, evbuffer_get_length(input))
         closeAfterWrite = true
         state = .lingering
-        server.markDirty(self)
     }
 
     private func pauseReading() {

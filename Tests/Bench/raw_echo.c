@@ -3,7 +3,7 @@
  * every POST /mcp with 200 and a fixed reply of the same size and shape as the gateway's answer to
  * tools/call echo, without any MCP work: no JSON parsing, no session lookup, no child.
  *
- *   raw_echo -p PORT -b BODY_FILE [-c CONTENT_TYPE] [-k] [--cert PEM --key PEM]
+ *   raw_echo -p PORT -b BODY_FILE [-c CONTENT_TYPE] [-k] [--cert PEM --key PEM] [--minimal]
  *
  * Reply: status 200, headers Content-Type (default text/event-stream), Cache-Control: no-cache, no-transform,
  * X-Accel-Buffering: no, the request's Mcp-Session-Id echoed back (wrk's per-connection session bookkeeping
@@ -15,8 +15,15 @@
  * With --cert/--key: TLS (libevent_openssl, OpenSSL defaults, TLS 1.2+).
  * Prints "raw_echo listening port=N" on stderr once bound (-p 0 picks a free port). SIGTERM/SIGINT stop it.
  *
+ * --minimal (plain only): no evhttp. One EV_READ|EV_PERSIST event per connection, read() into a fixed
+ * per-connection buffer, find the end of the head and Content-Length/Mcp-Session-Id with memmem/strncasecmp,
+ * answer with one write() (EV_WRITE only if the kernel buffer is full). This is the cheapest way to answer
+ * these requests on libevent, and the same I/O strategy as the gateway's own HTTP layer: the honest floor
+ * now that the gateway no longer uses evhttp. Requests are trusted (benchmark traffic only).
+ *
  * Build: cc -O2 -o raw_echo raw_echo.c -levent_core -levent_extra [-DRAW_ECHO_TLS -levent_openssl -lssl -lcrypto]
  */
+#define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,6 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -100,6 +109,133 @@ static struct bufferevent *bev_tls(struct event_base *base, void *arg) {
 
 static struct evhttp *http;
 
+/* ---- --minimal: one connection = one fd, one read event, a fixed buffer ---- */
+struct mconn {
+    int fd;
+    struct event *rev, *wev;
+    size_t have;
+    char in[16384];
+    char *pending; /* unwritten reply bytes (malloc'd), if the kernel buffer was full */
+    size_t pending_len;
+};
+
+static void mconn_close(struct mconn *c) {
+    event_free(c->rev);
+    if (c->wev) event_free(c->wev);
+    close(c->fd);
+    free(c->pending);
+    free(c);
+}
+
+static void mconn_write(struct mconn *c, const char *p, size_t n) {
+    if (c->pending) { /* already backed up: append */
+        c->pending = realloc(c->pending, c->pending_len + n);
+        memcpy(c->pending + c->pending_len, p, n);
+        c->pending_len += n;
+        return;
+    }
+    ssize_t w = write(c->fd, p, n);
+    if (w < 0) w = 0;
+    if ((size_t)w < n) {
+        c->pending = malloc(n - (size_t)w);
+        memcpy(c->pending, p + w, n - (size_t)w);
+        c->pending_len = n - (size_t)w;
+        event_add(c->wev, NULL);
+    }
+}
+
+static void mconn_writable(evutil_socket_t fd, short ev, void *arg) {
+    (void)ev;
+    struct mconn *c = arg;
+    ssize_t w = write(fd, c->pending, c->pending_len);
+    if (w < 0) {
+        if (errno == EAGAIN) return;
+        mconn_close(c);
+        return;
+    }
+    memmove(c->pending, c->pending + w, c->pending_len - (size_t)w);
+    c->pending_len -= (size_t)w;
+    if (!c->pending_len) {
+        free(c->pending);
+        c->pending = NULL;
+        event_del(c->wev);
+    }
+}
+
+static size_t header_value(const char *head, size_t hlen, const char *name, const char **val) {
+    size_t nl = strlen(name);
+    for (const char *p = head; p + nl + 1 < head + hlen;) {
+        const char *eol = memchr(p, '\n', (size_t)(head + hlen - p));
+        if (!eol) break;
+        if (!strncasecmp(p, name, nl) && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ') v++;
+            const char *e = eol;
+            if (e > v && e[-1] == '\r') e--;
+            *val = v;
+            return (size_t)(e - v);
+        }
+        p = eol + 1;
+    }
+    return 0;
+}
+
+static void mconn_readable(evutil_socket_t fd, short ev, void *arg) {
+    (void)ev;
+    struct mconn *c = arg;
+    ssize_t n = read(fd, c->in + c->have, sizeof c->in - c->have);
+    if (n <= 0) {
+        if (n < 0 && errno == EAGAIN) return;
+        mconn_close(c);
+        return;
+    }
+    c->have += (size_t)n;
+    char out[4096];
+    size_t olen = 0;
+    for (;;) {
+        char *end = memmem(c->in, c->have, "\r\n\r\n", 4);
+        if (!end) break;
+        size_t hlen = (size_t)(end - c->in) + 4;
+        const char *v;
+        size_t cl = 0, vl = header_value(c->in, hlen, "Content-Length", &v);
+        if (vl) cl = (size_t)strtoul(v, NULL, 10);
+        if (hlen + cl > c->have) break;
+        size_t sl = header_value(c->in, hlen, "Mcp-Session-Id", &v);
+        char date[64];
+        time_t t = time(NULL);
+        struct tm tmv;
+        gmtime_r(&t, &tmv);
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tmv);
+        olen += (size_t)snprintf(out + olen, sizeof out - olen,
+                                 "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-cache, no-transform\r\n"
+                                 "X-Accel-Buffering: no\r\nMcp-Session-Id: %.*s\r\nDate: %s\r\n"
+                                 "Transfer-Encoding: chunked\r\n\r\n%zx\r\n",
+                                 ctype, (int)sl, sl ? v : "", date, body_len);
+        if (olen + body_len + 16 > sizeof out) break;
+        memcpy(out + olen, body, body_len);
+        olen += body_len;
+        memcpy(out + olen, "\r\n0\r\n\r\n", 7);
+        olen += 7;
+        memmove(c->in, c->in + hlen + cl, c->have - hlen - cl);
+        c->have -= hlen + cl;
+        if (olen > sizeof out - 1024) break;
+    }
+    if (olen) mconn_write(c, out, olen);
+    if (c->have == sizeof c->in) mconn_close(c); /* a head larger than the buffer: not benchmark traffic */
+}
+
+static void on_accept_minimal(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg) {
+    (void)sa;
+    (void)len;
+    (void)arg;
+    struct event_base *base = evconnlistener_get_base(l);
+    struct mconn *c = calloc(1, sizeof *c);
+    c->fd = fd;
+    c->rev = event_new(base, fd, EV_READ | EV_PERSIST, mconn_readable, c);
+    c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, mconn_writable, c);
+    event_add(c->rev, NULL);
+}
+
 static void on_signal(evutil_socket_t s, short ev, void *arg) {
     (void)s;
     (void)ev;
@@ -109,19 +245,22 @@ static void on_signal(evutil_socket_t s, short ev, void *arg) {
 int main(int argc, char **argv) {
     int port = 0;
     const char *bodyfile = NULL, *cert = NULL, *key = NULL;
+    int minimal = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-p") && i + 1 < argc) port = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) bodyfile = argv[++i];
         else if (!strcmp(argv[i], "-c") && i + 1 < argc) ctype = argv[++i];
         else if (!strcmp(argv[i], "-k")) use_clen = 1;
+        else if (!strcmp(argv[i], "--minimal")) minimal = 1;
         else if (!strcmp(argv[i], "--cert") && i + 1 < argc) cert = argv[++i];
         else if (!strcmp(argv[i], "--key") && i + 1 < argc) key = argv[++i];
         else {
-            fprintf(stderr, "usage: raw_echo -p PORT -b BODY_FILE [-c CONTENT_TYPE] [-k] [--cert PEM --key PEM]\n");
+            fprintf(stderr, "usage: raw_echo -p PORT -b BODY_FILE [-c CONTENT_TYPE] [-k] [--cert PEM --key PEM] [--minimal]\n");
             return 2;
         }
     }
     if (!bodyfile) die("-b BODY_FILE is required");
+    if (minimal && (cert || key || use_clen)) die("--minimal is plain HTTP with a chunked reply only");
     FILE *f = fopen(bodyfile, "rb");
     if (!f) die("cannot open the body file");
     fseek(f, 0, SEEK_END);
@@ -163,18 +302,24 @@ int main(int argc, char **argv) {
                                                        4096, (struct sockaddr *)&sin, sizeof sin);
     if (!l) die("cannot listen on 127.0.0.1");
     nodelay(evconnlistener_get_fd(l));
-    if (!evhttp_bind_listener(http, l)) die("evhttp_bind_listener failed");
+    if (minimal) {
+        evconnlistener_set_cb(l, on_accept_minimal, NULL);
+    } else if (!evhttp_bind_listener(http, l)) {
+        die("evhttp_bind_listener failed");
+    }
     struct sockaddr_in got;
     socklen_t gl = sizeof got;
     getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&got, &gl);
-    fprintf(stderr, "raw_echo listening port=%d tls=%s\n", ntohs(got.sin_port), cert ? "yes" : "no");
+    fprintf(stderr, "raw_echo listening port=%d tls=%s minimal=%s\n", ntohs(got.sin_port), cert ? "yes" : "no",
+            minimal ? "yes" : "no");
     fflush(stderr);
     struct event *s1 = evsignal_new(base, SIGTERM, on_signal, base);
     struct event *s2 = evsignal_new(base, SIGINT, on_signal, base);
     event_add(s1, NULL);
     event_add(s2, NULL);
     event_base_dispatch(base);
-    evhttp_free(http); /* frees the bound listener too */
+    if (minimal) evconnlistener_free(l);
+    evhttp_free(http); /* frees the bound listener too (not bound in --minimal mode) */
     event_free(s1);
     event_free(s2);
     event_base_free(base);

@@ -21,7 +21,8 @@
 #   7. peers, side by side in the same run (Tests/Bench/README.md, "Peers"):
 #      - mcp-proxy (PyPI) in its own venv (.venv/bench-mcp-proxy, created here), in front of the same
 #        `$SWITCHYARD_BIN demo-server` child: the same wrk and sse_load runs against its /mcp and /sse;
-#      - raw_echo.c: a minimal libevent HTTP server answering POST /mcp with the gateway's exact reply bytes
+#      - raw_echo.c: a minimal libevent HTTP server answering POST /mcp with the gateway's exact reply bytes,
+#        twice: on evhttp, and --minimal (raw events + read/write, the gateway's own I/O strategy)
 #        (no MCP work), the physical HTTP limit; plain and TLS;
 #      - Switchyard with a TLS listener (ECDSA P-256 certificate made with openssl at run time) vs plain;
 #      - Switchyard with a shared pool (config servers.demo.pool {mode: shared, min_idle: 2}) vs dedicated;
@@ -307,9 +308,10 @@ start_mcp_proxy() { # mcp-proxy in front of `$SWITCHYARD_BIN demo-server`; sets 
     log "mcp-proxy pid $gw_pid listening on $url"
 }
 
-start_raw_echo() { # start_raw_echo BODYFILE [TLS] ; sets gw_pid, port, url
+start_raw_echo() { # start_raw_echo BODYFILE [tls|minimal] ; sets gw_pid, port, url
     local -a a=(-p 0 -b "$1")
     [[ "${2:-}" == tls ]] && a+=(--cert "$tmp/cert.pem" --key "$tmp/key.pem")
+    [[ "${2:-}" == minimal ]] && a+=(--minimal)
     gw_n=$((gw_n + 1))
     gw_log="$tmp/gateway.$gw_n.log"
     "$tmp/raw_echo" "${a[@]}" 2>"$gw_log" &
@@ -437,7 +439,8 @@ target_label() {
     case "$gw_kind" in
         switchyard) echo "Switchyard${gw_variant:+ ($gw_variant)}" ;;
         mcp-proxy) echo "mcp-proxy" ;;
-        raw-echo) echo "raw echo (libevent, no MCP)" ;;
+        raw-echo) [[ -n "$gw_variant" ]] && echo "raw echo, $gw_variant (libevent events, no evhttp, no MCP)" \
+            || echo "raw echo (libevent evhttp, no MCP)" ;;
     esac
 }
 
@@ -841,12 +844,21 @@ if [[ "$TLS" != 0 && -n "${TLS_CONNS// /}" ]]; then
 fi
 
 # ---------------------------------------------------------------- 7c. raw echo (physical HTTP limit)
+# Two floors: the evhttp echo (what a plain libevent HTTP server costs) and the minimal echo (raw events,
+# read/write, no evhttp: the same I/O strategy as the gateway's own HTTP layer, so the honest limit).
 if has_peer raw-echo; then
     start_raw_echo "$tmp/reply.body"
     sanity_check
     # shellcheck disable=SC2086
     http_runs "shttp" shared "$DURATION" "$WARMUP" $CONNS
     stop_gateway
+    gw_variant="minimal"
+    start_raw_echo "$tmp/reply.body" minimal
+    sanity_check
+    # shellcheck disable=SC2086
+    http_runs "shttp" shared "$DURATION" "$WARMUP" $CONNS
+    stop_gateway
+    gw_variant=""
 fi
 
 # ---------------------------------------------------------------- 7d. mcp-proxy
