@@ -30,7 +30,7 @@ extension Gateway {
             process = try ChildProcess(
                 loop: loop, command: spec.command, args: spec.args,
                 env: ChildEnvironment.build(extra: spec.env, passthrough: spec.envPassthrough, clear: spec.clearEnv), cwd: spec.cwd,
-                maxLine: config.limits.maxLineBytes, launcher: launcher)
+                maxLine: config.limits.maxLineBytes, launcher: launcher, batchScheduling: pool.config.batchScheduling)
         } catch {
             let message = "cannot start MCP server \"\(spec.name)\": \(error.description)"
             pool.backoff.recordFailure(message, nowMs: now, initialMs: pool.config.restartBackoffMs, maxMs: pool.config.restartBackoffMaxMs)

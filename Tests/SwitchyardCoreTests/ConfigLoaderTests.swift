@@ -33,6 +33,18 @@ struct ConfigLoaderTests {
         #expect(c.defaultServer == "b")
     }
 
+    @Test func poolSchedulingDefaultsToBatch() throws {
+        func server(_ pool: ConfigNode?) throws -> PoolConfig {
+            var fields: [(String, ConfigNode)] = [("command", s("c"))]
+            if let pool { fields.append(("pool", pool)) }
+            return try ConfigLoader.load(map(("servers", map(("x", .mapping(fields))))), baseDir: "/").servers[0].pool
+        }
+        #expect(try server(nil).batchScheduling)
+        #expect(try server(map(("scheduling", s("batch")))).batchScheduling)
+        #expect(try !server(map(("scheduling", s("normal")))).batchScheduling)
+        #expect(throws: ConfigError.self) { try server(map(("scheduling", s("fifo")))) }
+    }
+
     @Test func limitsAcceptUnits() throws {
         let root = map(
             ("servers", map(("x", map(("command", s("c")))))),

@@ -146,6 +146,12 @@ public enum ConfigLoader {
             case "restart_backoff": p.restartBackoffMs = try duration(v, kp, min: 10)
             case "restart_backoff_max": p.restartBackoffMaxMs = try duration(v, kp, min: 10)
             case "cancel_grace": p.cancelGraceMs = try duration(v, kp, min: 0)
+            case "scheduling":
+                switch try string(v, kp) {
+                case "batch": p.batchScheduling = true
+                case "normal": p.batchScheduling = false
+                case let s: throw ConfigError(kp, "expected batch or normal, got \"\(s)\"")
+                }
             default: throw ConfigError(kp, "unknown pool setting")
             }
         }

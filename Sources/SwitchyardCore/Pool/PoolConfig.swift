@@ -35,6 +35,10 @@ public struct PoolConfig: Equatable, Sendable {
     public var restartBackoffMaxMs = 30_000
     /// `cancel_grace`: after a request timeout, a child silent for this long is recycled.
     public var cancelGraceMs = 5_000
+    /// `scheduling`: `batch` (default) starts children under SCHED_BATCH: a child woken by a request
+    /// does not preempt the gateway's event loop in the middle of a turn (CPU shares are unchanged);
+    /// `normal` leaves them under SCHED_OTHER.
+    public var batchScheduling = true
 
     public init() {}
 }
