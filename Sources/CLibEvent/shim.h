@@ -33,6 +33,7 @@
 #include <strings.h>
 #include <time.h>
 #include <sys/prctl.h>
+#include <malloc.h>
 
 #include <event2/event.h>
 #include <event2/buffer.h>

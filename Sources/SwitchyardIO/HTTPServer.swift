@@ -102,7 +102,11 @@ package final class HTTPServer {
 
     func forget(_ conn: HTTPConnection) {
         connections.removeValue(forKey: ObjectIdentifier(conn))
+        closedConnections &+= 1
     }
+
+    /// Connections closed since the server started (the janitor returns memory after bursts of closes).
+    package private(set) var closedConnections = 0
 
     /// Queues `conn` for the end-of-turn flush (one write per connection per loop turn).
     func markDirty(_ conn: HTTPConnection) {

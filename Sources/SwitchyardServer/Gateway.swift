@@ -33,6 +33,9 @@ package final class Gateway {
     var reaper: ChildReaper!
     var signals: [SignalWatcher] = []
     var janitor: Timer?
+    /// Connections closed when the janitor last returned freed memory to the kernel.
+    var closedAtLastTrim = 0
+    var closedAtLastTick = 0
     var shuttingDown = false
     var shutdownTimer: Timer?
     /// This binary: children are spawned through it to arm a parent-death signal (no orphans).
@@ -156,6 +159,14 @@ package final class Gateway {
 
     func janitorTick() {
         let now = loop.nowMillis
+        // After a burst of at least 1,000 closed connections has ended (none closed since the last tick),
+        // hand the freed heap back to the kernel.
+        let closed = ([http] + tlsServers).reduce(0) { $0 &+ $1.closedConnections }
+        if closed == closedAtLastTick, closed &- closedAtLastTrim >= 1000 {
+            closedAtLastTrim = closed
+            EventLoop.releaseFreedMemory()
+        }
+        closedAtLastTick = closed
         let keepAlive = config.limits.sseKeepAliveMs
         for stream in Array(streams.values) where now - stream.lastWriteMs >= keepAlive {
             writeRaw(stream, SSEEncoder.keepAlive)

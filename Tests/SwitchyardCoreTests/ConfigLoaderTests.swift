@@ -123,12 +123,19 @@ struct ConfigLoaderTests {
 
     @Test func endedSessionsAreBounded() {
         var e = EndedSessions(capacity: 2)
-        e.record("a", .clientDeleted)
-        e.record("b", .childExited)
-        e.record("c", .idleTimeout)
-        #expect(e.reason("a") == nil)
-        #expect(e.reason("b") == .childExited)
-        #expect(e.reason("c") == .idleTimeout)
+        let (a, b, c) = (String(repeating: "a", count: 32), String(repeating: "0", count: 31) + "b", "0123456789abcdef0123456789abcdef")
+        e.record(a, .clientDeleted)
+        e.record(b, .childExited)
+        e.record(c, .idleTimeout)
+        #expect(e.reason(a) == nil)
+        #expect(e.reason(b) == .childExited)
+        #expect(e.reason(c) == .idleTimeout)
         #expect(e.count == 2)
+        // Not an id the gateway issues (length, case, characters): never recorded, never found.
+        for bogus in ["a", String(repeating: "A", count: 32), String(repeating: "g", count: 32), c + "0"] {
+            e.record(bogus, .clientGone)
+            #expect(e.reason(bogus) == nil)
+        }
+        #expect(e.reason(b) == .childExited && e.count == 2)
     }
 }
