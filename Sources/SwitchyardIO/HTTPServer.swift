@@ -31,6 +31,44 @@ package struct BindError: Error, CustomStringConvertible {
     package var description: String { "cannot listen on \(address): \(reason)" }
 }
 
+/// A cap on open connections shared by several servers (all client listeners of a gateway). At the cap
+/// every member stops accepting: new clients wait in the kernel's listen backlog, not in our memory.
+package final class ConnectionBudget {
+    package let limit: Int
+    package private(set) var open = 0
+    /// Times the cap was reached (accepting paused).
+    package private(set) var timesFull = 0
+    private(set) var paused = false
+    private var members: [Unmanaged<HTTPServer>] = []
+    /// Called each time the cap is reached.
+    package var onFull: () -> Void = {}
+
+    package init(limit: Int) { self.limit = max(1, limit) }
+
+    func join(_ s: HTTPServer) { members.append(.passUnretained(s)) }
+
+    /// A connection was accepted; false if it is over the cap (close it at once).
+    func opened() -> Bool {
+        guard open < limit else { return false }
+        open += 1
+        if open >= limit, !paused {
+            paused = true
+            timesFull += 1
+            for m in members { m.takeUnretainedValue().pauseAccepting() }
+            onFull()
+        }
+        return true
+    }
+
+    func closed() {
+        open -= 1
+        if paused, open < limit {
+            paused = false
+            for m in members { m.takeUnretainedValue().resumeAccepting() }
+        }
+    }
+}
+
 /// Listeners and the live connections they accepted. Every request goes to `handler` as an `HTTPExchange`.
 package final class HTTPServer {
     let loop: EventLoop
@@ -40,6 +78,12 @@ package final class HTTPServer {
     /// Set for a TLS listener: every new connection gets an SSL from this context. Replacing it (SIGHUP
     /// reload) affects new connections only; live ones keep their SSL (which holds a reference to its ctx).
     package var tls: TLSContext?
+    /// Shared connection cap (the gateway's client listeners); nil = no cap (the admin listener has its own).
+    package var budget: ConnectionBudget? {
+        didSet { budget?.join(self) }
+    }
+    /// False once `stopAccepting` ran: the budget must not re-enable a listener during shutdown.
+    private var accepting = true
 
     /// Live connections, by identity (insert on accept, remove on close).
     private var connections: [ObjectIdentifier: HTTPConnection] = [:]
@@ -85,11 +129,18 @@ package final class HTTPServer {
     }
 
     private func accept(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr>?, _ len: Int) {
+        // Over the cap (a listener re-enabled by the EMFILE back-off while paused): refuse at once.
+        if let b = budget, !b.opened() {
+            close(fd)
+            pauseAccepting()
+            return
+        }
         let peer = PeerAddress(addr, len)
         let conn: HTTPConnection
         if let tls {
             guard let bev = tls.makeBufferevent(base: loop.base, fd: fd) else {
                 close(fd)
+                budget?.closed()
                 return
             }
             conn = HTTPConnection(server: self, fd: fd, tls: bev, peer: peer)
@@ -103,6 +154,7 @@ package final class HTTPServer {
     func forget(_ conn: HTTPConnection) {
         connections.removeValue(forKey: ObjectIdentifier(conn))
         closedConnections &+= 1
+        budget?.closed()
     }
 
     /// Connections closed since the server started (the janitor returns memory after bursts of closes).
@@ -144,7 +196,17 @@ package final class HTTPServer {
 
     /// Stops accepting new connections; live connections keep going.
     package func stopAccepting() {
+        accepting = false
         for l in listeners { l.disable() }
+    }
+
+    func pauseAccepting() {
+        for l in listeners { l.disable() }
+    }
+
+    func resumeAccepting() {
+        guard accepting else { return }
+        for l in listeners { l.enable() }
     }
 
     /// Closes every connection (their exchanges' close callbacks run) and the listeners.
@@ -267,6 +329,8 @@ final class Listener {
     }
 
     func disable() { if let raw { evconnlistener_disable(raw) } }
+
+    func enable() { if let raw { evconnlistener_enable(raw) } }
 
     func free() {
         if let raw { evconnlistener_free(raw) }

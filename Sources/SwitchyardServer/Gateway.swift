@@ -35,6 +35,9 @@ package final class Gateway {
     var janitor: Timer?
     /// Connections closed when the janitor last returned freed memory to the kernel.
     var closedAtLastTrim = 0
+    /// One cap for all client listeners (`limits.max_connections`).
+    lazy var connectionBudget = ConnectionBudget(limit: config.limits.maxConnections)
+    var lastConnectionLimitLogMs = -10_000
     var closedAtLastTick = 0
     var shuttingDown = false
     var shutdownTimer: Timer?
@@ -64,6 +67,16 @@ package final class Gateway {
         reaper = ChildReaper(loop: loop)
         reaper.onExit = { [unowned self] pid, desc, _ in self.childExited(pid: pid, description: desc) }
         http.handler = { [unowned self] ex in self.handle(ex) }
+        http.budget = connectionBudget
+        connectionBudget.onFull = { [unowned self] in
+            // Once per 10 s at most: at the edge of the cap this would fire on every accept.
+            let now = self.loop.nowMillis
+            guard now - self.lastConnectionLimitLogMs >= 10_000 else { return }
+            self.lastConnectionLimitLogMs = now
+            self.log.warn(
+                "connection_limit",
+                [("max_connections", String(self.config.limits.maxConnections)), ("action", "accepting paused until a connection closes")])
+        }
         for spec in config.listen {
             var server = http
             if let t = spec.tls {
@@ -80,6 +93,7 @@ package final class Gateway {
                     limits: HTTPServerLimits(maxBodyBytes: l.maxBodyBytes, maxHeaderBytes: l.maxHeaderBytes, timeoutMillis: l.httpTimeoutMs)
                 )
                 server.handler = { [unowned self] ex in self.handle(ex) }
+                server.budget = connectionBudget
                 server.tls = context
                 tlsServers.append(server)
             }

@@ -55,6 +55,9 @@ struct Switchyard: ParsableCommand {
     @Option(help: "Maximum concurrent sessions.")
     var maxSessions: Int?
 
+    @Option(help: "Maximum open client connections (then accepting pauses until one closes).")
+    var maxConnections: Int?
+
     @Option(help: "End sessions idle this long (e.g. 30m, 90s).")
     var sessionIdleTimeout: String?
 
@@ -127,6 +130,10 @@ struct Switchyard: ParsableCommand {
         if let m = maxSessions {
             guard m >= 1 else { throw ConfigError("--max-sessions", "must be at least 1") }
             cfg.limits.maxSessions = m
+        }
+        if let m = maxConnections {
+            guard m >= 1 else { throw ConfigError("--max-connections", "must be at least 1") }
+            cfg.limits.maxConnections = m
         }
         if let ms = try Switchyard.duration(sessionIdleTimeout, "--session-idle-timeout", min: 100) {
             cfg.limits.sessionIdleTimeoutMs = ms

@@ -48,13 +48,20 @@ struct ConfigLoaderTests {
     @Test func limitsAcceptUnits() throws {
         let root = map(
             ("servers", map(("x", map(("command", s("c")))))),
-            ("limits", map(("max_body_bytes", s("1MiB")), ("sse_keepalive", s("500ms")), ("session_idle_timeout", s("5m")))),
+            (
+                "limits",
+                map(
+                    ("max_body_bytes", s("1MiB")), ("sse_keepalive", s("500ms")), ("session_idle_timeout", s("5m")),
+                    ("max_connections", s("100")))
+            ),
             ("listen", .sequence([map(("address", s("[::1]:9000"))), map(("address", s("0.0.0.0:0")))])),
             ("allow_insecure", s("true")))
         let c = try ConfigLoader.load(root, baseDir: "/")
         #expect(c.limits.maxBodyBytes == 1 << 20)
         #expect(c.limits.sseKeepAliveMs == 500)
         #expect(c.limits.sessionIdleTimeoutMs == 300_000)
+        #expect(c.limits.maxConnections == 100)
+        #expect(Limits().maxConnections == 16_384)
         #expect(c.listen == [ListenSpec(host: "::1", port: 9000), ListenSpec(host: "0.0.0.0", port: 0)])
     }
 

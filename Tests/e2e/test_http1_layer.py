@@ -930,3 +930,40 @@ def test_many_concurrent_keep_alive_connections_and_fds_return(alive):
     gw.d.assert_alive()
     r = post(gw.d.url, echo_call("after-many", "fine"), session=gw.sid, accept=JSON_ONLY)
     assert r.status == 200 and tool_text(r.json()) == "fine", r
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. limits.max_connections
+# ---------------------------------------------------------------------------------------------
+
+def test_max_connections_pauses_accepting_until_one_closes(switchyard, tmp_path):
+    """At the cap the gateway stops accepting: a further client waits (its request is not read, nothing is
+    answered) instead of being served or refused; when a connection closes, the waiting client is served.
+    The warning is logged once."""
+    cfg = tmp_path / "cap.yaml"
+    cfg.write_text(config_text(max_connections=3))
+    d = switchyard("--config", str(cfg))
+    sid, _ = raw_initialize(d.url)
+    hosthdr = f"{d.host}:{d.port}"
+    held = [Conn(d) for _ in range(3)]
+    waiting = None
+    try:
+        for k, c in enumerate(held):
+            c.send(mcp_request(hosthdr, ping(f"held-{k}"), sid))
+            assert_pong(c.read_response(), f"held-{k}")
+        # the TCP connect succeeds (listen backlog) but the gateway does not accept it yet
+        waiting = Conn(d)
+        waiting.send(mcp_request(hosthdr, ping("waiting"), sid))
+        assert not waiting._fill(time.monotonic() + 1.0), f"served over the cap: {waiting.buf[:200]!r}"
+        # the held connections keep working at the cap
+        held[0].send(mcp_request(hosthdr, ping("held-again"), sid))
+        assert_pong(held[0].read_response(), "held-again")
+        # one leaves: the waiting client is accepted and answered
+        held[2].close()
+        assert_pong(waiting.read_response(), "waiting")
+        wait_until(lambda: "connection_limit" in d.log_text(), 5, what="connection_limit warning")
+        assert d.log_text().count("connection_limit") == 1, d.log_tail()
+    finally:
+        for c in held + ([waiting] if waiting else []):
+            c.close()
+    d.assert_alive()

@@ -325,6 +325,7 @@ public enum ConfigLoader {
             case "sse_max_backlog_bytes": l.sseMaxBacklogBytes = try size(v, path, min: 1024)
             case "child_stdin_max_bytes": l.childStdinMaxBytes = try size(v, path, min: 1024)
             case "max_sessions": l.maxSessions = try int(v, path, range: 1...1_000_000)
+            case "max_connections": l.maxConnections = try int(v, path, range: 1...1_000_000)
             case "pending_notifications": l.pendingNotifications = try int(v, path, range: 0...100_000)
             case "http_timeout": l.httpTimeoutMs = try duration(v, path, min: 100)
             case "session_idle_timeout": l.sessionIdleTimeoutMs = try duration(v, path, min: 100)

@@ -47,6 +47,9 @@ public struct Limits: Equatable, Sendable {
     public var maxHeaderBytes = 64 << 10
     /// `max_sessions`: further `initialize` requests get 503 + Retry-After.
     public var maxSessions = 1000
+    /// `max_connections`: open client connections over all client listeners; at the cap the gateway stops
+    /// accepting (new clients wait in the listen backlog) until one closes.
+    public var maxConnections = 16_384
     /// `max_line_bytes`: a child stdout line longer than this ends the child.
     public var maxLineBytes = 16 << 20
     /// `http_timeout`: read/write timeout of client connections (idle keep-alive included).
