@@ -21,7 +21,12 @@ package final class ChildProcess {
     package let pid: Int32
     package let maxLine: Int
     private var stdinEv: OpaquePointer?
-    private var stdoutEv: OpaquePointer?
+    private let loop: EventLoop
+    /// stdout is read directly (an EV_READ|EV_PERSIST event and read() into reserved evbuffer space):
+    /// a bufferevent asked FIONREAD before every read, one ioctl per answer.
+    private var stdoutFd: Int32 = -1
+    private var stdoutWatch: OpaquePointer?
+    private let stdoutBuf: OpaquePointer = evbuffer_new()
     private var stderrEv: OpaquePointer?
     private var closeStdinWhenDrained = false
 
@@ -31,7 +36,10 @@ package final class ChildProcess {
     package var onStderrLine: (UnsafeRawBufferPointer) -> Void = { _ in }
     /// stdout reached EOF, failed, or a line exceeded `maxLine` (`lineTooLong` true).
     package var onStdoutClosed: (_ lineTooLong: Bool) -> Void = { _ in }
-    package private(set) var stdoutOpen = true
+    /// Cleared when stdout ends, fails or overflows; reading stops then (the pipe would stay readable at EOF).
+    package private(set) var stdoutOpen = true {
+        didSet { if !stdoutOpen, let w = stdoutWatch { event_del(w) } }
+    }
 
     /// Spawns `command` (searched in PATH) with `args`, exactly `env`, and `cwd`. With a `launcher` (this
     /// binary), the child first arms a parent-death signal, so it dies with the gateway even on SIGKILL.
@@ -41,6 +49,7 @@ package final class ChildProcess {
         batchScheduling: Bool = false
     ) throws(SpawnError) {
         self.maxLine = maxLine
+        self.loop = loop
         // Resolve the program here so "not found" / "permission denied" stay precise with a launcher.
         let path = env.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? "/usr/local/bin:/usr/bin:/bin"
         let program = try ChildProcess.resolve(command, path: path, cwd: cwd)
@@ -101,22 +110,21 @@ package final class ChildProcess {
         for fd in [inPipe[1], outPipe[0], errPipe[0]] { evutil_make_socket_nonblocking(fd) }
         let opts = Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)
         stdinEv = bufferevent_socket_new(loop.base, inPipe[1], opts)
-        stdoutEv = bufferevent_socket_new(loop.base, outPipe[0], opts)
+        stdoutFd = outPipe[0]
         stderrEv = bufferevent_socket_new(loop.base, errPipe[0], opts)
         let me = Unmanaged.passUnretained(self).toOpaque()
         bufferevent_setcb(
             stdinEv, nil, { _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stdinDrained() },
             { _, _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stdinFailed() }, me)
-        bufferevent_setcb(
-            stdoutEv, { _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stdoutReadable() }, nil,
-            { _, what, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stdoutEvent(what) }, me)
+        stdoutWatch = event_new(
+            loop.base, stdoutFd, Int16(EV_READ | EV_PERSIST),
+            { _, _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stdoutReadable() }, me)
         bufferevent_setcb(
             stderrEv, { _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stderrReadable(final: false) }, nil,
             { _, _, arg in Unmanaged<ChildProcess>.fromOpaque(arg!).takeUnretainedValue().stderrClosed() }, me)
-        // Reading stops above the mark until lines are consumed: a flood blocks the child, not our memory.
-        bufferevent_setwatermark(stdoutEv, Int16(EV_READ), 0, maxLine + 2)
+        // stdout never holds more than one line cap (readStdout); stderr stops reading above the mark.
         bufferevent_setwatermark(stderrEv, Int16(EV_READ), 0, 64 << 10)
-        bufferevent_enable(stdoutEv, Int16(EV_READ))
+        event_add(stdoutWatch, nil)
         bufferevent_enable(stderrEv, Int16(EV_READ))
         bufferevent_enable(stdinEv, Int16(EV_WRITE))
     }
@@ -177,10 +185,8 @@ package final class ChildProcess {
 
     /// Reads what is left in stdout (after the process exited), delivers the lines, then frees the pipes.
     package func drainAndRelease() {
-        if let e = stdoutEv, stdoutOpen {
-            let fd = bufferevent_getfd(e)
-            let input = bufferevent_get_input(e)
-            while evbuffer_read(input, fd, 65536) > 0 {
+        if stdoutFd >= 0, stdoutOpen {
+            while readStdout() == .data {
                 if !deliverLines() { break }
             }
             _ = deliverLines()
@@ -192,9 +198,15 @@ package final class ChildProcess {
     /// Frees all pipes without reading further.
     package func release() {
         freeStdin()
-        if let e = stdoutEv {
-            bufferevent_free(e)
-            stdoutEv = nil
+        if let w = stdoutWatch {
+            event_del(w)
+            stdoutWatch = nil
+            // Not freed inside its own callback: after the current one returns.
+            loop.runSoon { event_free(w) }
+        }
+        if stdoutFd >= 0 {
+            close(stdoutFd)
+            stdoutFd = -1
         }
         if let e = stderrEv {
             bufferevent_free(e)
@@ -203,7 +215,10 @@ package final class ChildProcess {
         stdoutOpen = false
     }
 
-    deinit { release() }
+    deinit {
+        release()
+        evbuffer_free(stdoutBuf)
+    }
 
     private func freeStdin() {
         if let e = stdinEv {
@@ -215,11 +230,46 @@ package final class ChildProcess {
     private func stdinDrained() { if closeStdinWhenDrained { freeStdin() } }
     private func stdinFailed() { freeStdin() }
 
-    private func stdoutReadable() { _ = deliverLines() }
+    private enum ReadResult { case data, again, ended }
+
+    /// Reads what the pipe holds into `stdoutBuf`, never more than one line cap buffered in total.
+    private func readStdout() -> ReadResult {
+        guard stdoutFd >= 0 else { return .ended }
+        var got = false
+        for _ in 0..<4 {
+            let room = maxLine + 2 - evbuffer_get_length(stdoutBuf)
+            guard room > 0 else { break }  // deliverLines declares the over-long line
+            let want = min(room, 64 << 10)
+            var vec = iovec()
+            guard evbuffer_reserve_space(stdoutBuf, want, &vec, 1) >= 1 else { return .ended }
+            let n = read(stdoutFd, vec.iov_base, min(vec.iov_len, want))
+            if n > 0 {
+                vec.iov_len = n
+                evbuffer_commit_space(stdoutBuf, &vec, 1)
+                got = true
+                if n < want { break }
+                continue
+            }
+            if n < 0 {
+                let e = sy_errno()
+                if e == EINTR { continue }
+                if e == EAGAIN || e == EWOULDBLOCK { break }
+            }
+            return got ? .data : .ended  // EOF or a read error: the child's stdout is gone
+        }
+        return got ? .data : .again
+    }
+
+    private func stdoutReadable() {
+        let r = readStdout()
+        _ = deliverLines()
+        if r == .ended { stdoutEnded() }
+    }
 
     /// Frames complete lines out of the stdout buffer. Returns false when the child was declared broken.
     private func deliverLines() -> Bool {
-        guard let e = stdoutEv, stdoutOpen, let input = bufferevent_get_input(e) else { return false }
+        guard stdoutFd >= 0, stdoutOpen else { return false }
+        let input = stdoutBuf
         while stdoutOpen {
             let buffered = evbuffer_get_length(input)
             if buffered == 0 { return true }
@@ -246,14 +296,14 @@ package final class ChildProcess {
                     onLine(UnsafeRawBufferPointer(start: p, count: length))
                 }
                 // onLine may have released us (e.g. a fatal routing decision).
-                guard stdoutEv != nil else { return false }
+                guard stdoutFd >= 0 else { return false }
                 evbuffer_drain(input, consume)
             }
         }
         return false
     }
 
-    private func stdoutEvent(_ what: Int16) {
+    private func stdoutEnded() {
         guard stdoutOpen else { return }
         _ = deliverLines()
         guard stdoutOpen else { return }
