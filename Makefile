@@ -37,7 +37,7 @@ $(VENV2)/.ok: Tests/e2e/requirements-mcp2.txt
 	$(PY) -m venv $(VENV2) && $(VENV2)/bin/pip install -q -r $< && touch $@
 venv: deps $(VENV1)/.ok $(VENV2)/.ok
 
-FUZZ_TARGETS := FuzzEnvelope FuzzHTTPInputs FuzzConfig
+FUZZ_TARGETS := FuzzEnvelope FuzzHTTPInputs FuzzHTTP1 FuzzConfig
 FUZZ_SECONDS ?= 60
 CLANG_RT := $(shell dirname $$(dirname $$(readlink -f $$(which swift))))/lib/clang
 FUZZ_FLAGS := -c release --scratch-path .build-fuzz -Xswiftc -sanitize=address \

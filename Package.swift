@@ -47,6 +47,7 @@ let package = Package(
         .target(name: "FuzzSupport", path: "Tests/Fuzz/FuzzSupport"),
         .executableTarget(name: "FuzzEnvelope", dependencies: ["FuzzSupport", "SwitchyardCore"], path: "Tests/Fuzz/FuzzEnvelope"),
         .executableTarget(name: "FuzzHTTPInputs", dependencies: ["FuzzSupport", "SwitchyardCore"], path: "Tests/Fuzz/FuzzHTTPInputs"),
+        .executableTarget(name: "FuzzHTTP1", dependencies: ["FuzzSupport", "SwitchyardCore"], path: "Tests/Fuzz/FuzzHTTP1"),
         .executableTarget(
             name: "FuzzConfig", dependencies: ["FuzzSupport", "SwitchyardCore", "SwitchyardServer"], path: "Tests/Fuzz/FuzzConfig"),
         .testTarget(name: "SwitchyardCoreTests", dependencies: ["SwitchyardCore"], swiftSettings: strict),
