@@ -13,7 +13,7 @@ note as key=value pairs).
 """
 import sys
 
-SY, MP, RAW, RAWMIN = "switchyard", "mcp-proxy", "raw-echo", "raw-echo-minimal"
+SY, MP, RAW, RAWMIN, CGW = "switchyard", "mcp-proxy", "raw-echo", "raw-echo-minimal", "raw-echo-child"
 
 
 def num(x):
@@ -75,11 +75,13 @@ def main():
     w("throughput, **CPU vs raw** = Switchyard gateway CPU µs/req ÷ raw echo's, **p50 SY/MP** = Switchyard p50 ÷ mcp-proxy p50.")
     w("**raw** is the evhttp echo; **min** is the minimal echo (raw libevent events + read/write, no evhttp), the same I/O")
     w("strategy as Switchyard's own HTTP layer and so the stricter floor; **SY/min** and **CPU vs min** compare against it.")
+    w("**C gw** is the minimal C gateway: the minimal echo plus a demo-server child per connection (body piped to it, its")
+    w("line sent back; no MCP work): the floor for a gateway with a child behind every session (session-per-connection rows only).")
     w("")
     w("| scenario | conns | SY req/s | MP req/s | raw req/s | SY/MP | SY/raw | SY p50 µs | MP p50 µs | raw p50 µs | p50 SY/MP "
       "| SY p99 µs | MP p99 µs | SY CPU µs/req | MP CPU µs/req | raw CPU µs/req | CPU vs raw | SY RSS KB | MP RSS KB "
-      "| min req/s | SY/min | min CPU µs/req | CPU vs min |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "| min req/s | SY/min | min CPU µs/req | CPU vs min | C gw req/s | SY/C gw | C gw CPU µs/req | CPU vs C gw |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     chart = []  # (label, sy, mp, raw) rows
     conns_all = sorted({r["conns"] for r in rows if r["kind"] in ("http", "sse")})
     for label, kind, s_sy, s_mp, s_raw in scenarios:
@@ -90,6 +92,7 @@ def main():
             mp = find(kind, s_mp, MP, c) if s_mp else None
             raw = find("http", s_raw, RAW, c) if s_raw else None
             rmin = find("http", s_raw, RAWMIN, c) if s_raw else None
+            cgw = find("http", s_raw, CGW, c) if s_raw and s_sy == "shttp-per-conn" else None
             g = lambda r, k: r[k] if r else None
             w(f"| {label} | {c} | {fmt(g(sy,'rps'))} | {fmt(g(mp,'rps'))} | {fmt(g(raw,'rps'))} | "
               f"{ratio(g(sy,'rps'), g(mp,'rps'), '{:.1f}×')} | {ratio(g(sy,'rps'), g(raw,'rps'))} | {fmt(g(sy,'p50'))} | "
@@ -97,10 +100,11 @@ def main():
               f"{fmt(g(mp,'p99'))} | {fmt(g(sy,'gw_us'), '{:.1f}')} | {fmt(g(mp,'gw_us'), '{:.1f}')} | "
               f"{fmt(g(raw,'gw_us'), '{:.1f}')} | {ratio(g(sy,'gw_us'), g(raw,'gw_us'))} | {fmt(g(sy,'rss'))} | {fmt(g(mp,'rss'))} | "
               f"{fmt(g(rmin,'rps'))} | {ratio(g(sy,'rps'), g(rmin,'rps'))} | {fmt(g(rmin,'gw_us'), '{:.1f}')} | "
-              f"{ratio(g(sy,'gw_us'), g(rmin,'gw_us'))} |")
+              f"{ratio(g(sy,'gw_us'), g(rmin,'gw_us'))} | {fmt(g(cgw,'rps'))} | {ratio(g(sy,'rps'), g(cgw,'rps'))} | "
+              f"{fmt(g(cgw,'gw_us'), '{:.1f}')} | {ratio(g(sy,'gw_us'), g(cgw,'gw_us'))} |")
             short = {"shttp-shared": "HTTP 1 sess", "shttp-per-conn": "HTTP N sess", "sse": "SSE",
                      "shttp-tls-per-conn": "HTTPS N sess"}[s_sy]
-            chart.append((f"{short}\nc={c}", sy, mp, raw, rmin))
+            chart.append((f"{short}\nc={c}", sy, mp, raw, rmin, cgw))
     sp = find("http", "shttp-per-conn", "switchyard-shared-pool", 64)
     dd = find("http", "shttp-per-conn", SY, 64)
     if sp:
@@ -115,7 +119,7 @@ def main():
                   f"{fmt(r['ch_us'], '{:.1f}')} | {fmt(r['rss'])} |")
         if dd:
             w(f"\nshared ÷ dedicated throughput: {ratio(sp['rps'], dd['rps'])}")
-            chart.append(("HTTP N sess\nshared pool\nc=64", sp, None, None, None))
+            chart.append(("HTTP N sess\nshared pool\nc=64", sp, None, None, None, None))
 
     big = [r for r in rows if r["kind"] == "sse" and r["scen"] == "sse-shared-1k"]
     if big:
@@ -135,7 +139,7 @@ def main():
             w(f"| shared pool, {k.get('children', '?')} children × {k.get('per_child', '?')} | {r['conns']} | {k.get('children', '?')} | "
               f"{fmt(r['rps'])} | {fmt(r['p50'])} | {fmt(r['p99'])} | {fmt(r['gw_us'], '{:.1f}')} | {fmt(r['ch_us'], '{:.1f}')} | "
               f"{fmt(r['rss'])} | {check} |")
-            chart.append((f"SSE {r['conns']} sess\n{k.get('children', '?')} shared\nchildren", r, None, None, None))
+            chart.append((f"SSE {r['conns']} sess\n{k.get('children', '?')} shared\nchildren", r, None, None, None, None))
 
     # targets
     w("")
@@ -153,12 +157,12 @@ def main():
         verdict("Streamable HTTP, N sessions, 64 conns: ≥ 30× mcp-proxy throughput", fmt(x, "{:.1f}×"), None if x is None else x >= 30)
     else:
         verdict("Streamable HTTP, N sessions, 64 conns: ≥ 30× mcp-proxy throughput", "no mcp-proxy data", None)
-    for key, name in ((RAW, "raw echo (evhttp)"), (RAWMIN, "minimal raw echo")):
+    for key, name in ((RAW, "raw echo (evhttp)"), (RAWMIN, "minimal raw echo"), (CGW, "minimal C gateway with children")):
         r64 = find("http", "shttp", key, 64)
         if sy64 and r64:
             x = sy64["rps"] / r64["rps"]
             verdict(f"Streamable HTTP, N sessions, 64 conns: ≥ 0.75× {name} throughput", f"{x:.2f}×", x >= 0.75)
-    for key, name in ((RAW, "raw echo (evhttp)"), (RAWMIN, "minimal raw echo")):
+    for key, name in ((RAW, "raw echo (evhttp)"), (RAWMIN, "minimal raw echo"), (CGW, "minimal C gateway with children")):
         for c in (1, 16, 64):
             s, r = find("http", "shttp-per-conn", SY, c), find("http", "shttp", key, c)
             if s and r and s["gw_us"] and r["gw_us"]:
@@ -205,9 +209,9 @@ def main():
         return
     labels = [c[0] for c in chart]
     series = [("Switchyard", 1, "#1f77b4"), ("mcp-proxy", 2, "#d62728"), ("raw echo, evhttp (no MCP)", 3, "#7f7f7f"),
-              ("raw echo, minimal (no MCP)", 4, "#2ca02c")]
+              ("raw echo, minimal (no MCP)", 4, "#2ca02c"), ("minimal C gateway + child (no MCP)", 5, "#9467bd")]
     fig, axes = plt.subplots(2, 1, figsize=(max(10, 0.95 * len(labels) + 2), 9), sharex=True)
-    width = 0.2
+    width = 0.16
     for ax, key, title, unit in ((axes[0], "rps", "Throughput (higher is better, log scale)", "req/s"),
                                  (axes[1], "p50", "p50 latency (lower is better, log scale)", "µs")):
         for name, idx, color in series:
@@ -215,7 +219,7 @@ def main():
             for i, c in enumerate(chart):
                 r = c[idx]
                 if r and r[key]:
-                    xs.append(i + (idx - 2.5) * width)
+                    xs.append(i + (idx - 3) * width)
                     ys.append(r[key])
             bars = ax.bar(xs, ys, width, label=name, color=color)
             for b, y in zip(bars, ys):
@@ -226,7 +230,7 @@ def main():
         ax.set_ylabel(unit)
         ax.grid(axis="y", alpha=0.3, which="both")
         ax.margins(y=0.25)
-    axes[0].legend(loc="upper left", ncol=4, fontsize=9)
+    axes[0].legend(loc="upper left", ncol=5, fontsize=8)
     axes[1].set_xticks(range(len(labels)))
     axes[1].set_xticklabels(labels, fontsize=8)
     fig.suptitle("Switchyard vs mcp-proxy vs raw libevent echo: tools/call echo, same host, same load generators")

@@ -21,6 +21,12 @@
  * these requests on libevent, and the same I/O strategy as the gateway's own HTTP layer: the honest floor
  * now that the gateway no longer uses evhttp. Requests are trusted (benchmark traffic only).
  *
+ * --minimal --children N -- CHILD ARGS...: the minimal C *gateway*. N stdio children are spawned at start
+ * (SCHED_BATCH, like Switchyard's default); each accepted connection owns one (like the dedicated pool), its
+ * request bodies are written to the child's stdin as one line, and each stdout line goes back as the same
+ * chunked `event: message` answer. No MCP work at all (no session, no JSON scan, no id mapping): the floor
+ * for a gateway that puts a child process behind every connection. The body file is still required (unused).
+ *
  * Build: cc -O2 -o raw_echo raw_echo.c -levent_core -levent_extra [-DRAW_ECHO_TLS -levent_openssl -lssl -lcrypto]
  */
 #define _GNU_SOURCE /* memmem */
@@ -33,6 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <time.h>
 #include <strings.h>
 #include <unistd.h>
@@ -110,13 +119,26 @@ static struct bufferevent *bev_tls(struct event_base *base, void *arg) {
 static struct evhttp *http;
 
 /* ---- --minimal: one connection = one fd, one read event, a fixed buffer ---- */
+struct kid;
 struct mconn {
     int fd;
     struct event *rev, *wev;
+    struct kid *kid; /* --child: this connection's own child (like Switchyard's dedicated pool) */
+    int inflight;    /* --child: a request is with the child */
+    char sid[80];    /* --child: the request's Mcp-Session-Id, echoed on the answer */
     size_t have;
     char in[16384];
     char *pending; /* unwritten reply bytes (malloc'd), if the kernel buffer was full */
     size_t pending_len;
+};
+
+struct kid {
+    pid_t pid;
+    int in, out;
+    struct event *rev;
+    struct mconn *conn;
+    size_t have;
+    char buf[65536];
 };
 
 static void mconn_close(struct mconn *c) {
@@ -150,6 +172,7 @@ static void mconn_writable(evutil_socket_t fd, short ev, void *arg) {
     ssize_t w = write(fd, c->pending, c->pending_len);
     if (w < 0) {
         if (errno == EAGAIN) return;
+        if (c->kid) c->kid->conn = NULL;
         mconn_close(c);
         return;
     }
@@ -180,19 +203,102 @@ static size_t header_value(const char *head, size_t hlen, const char *name, cons
     return 0;
 }
 
+/* ---- --child: a pool of pre-spawned stdio children, one per connection while it lives ---- */
+static struct kid *kids;
+static int nkids;
+static char **child_argv;
+
+static void kid_readable(evutil_socket_t fd, short ev, void *arg);
+static void mconn_process(struct mconn *c);
+
+static void spawn_kids(struct event_base *base) {
+    kids = calloc((size_t)nkids, sizeof *kids);
+    for (int i = 0; i < nkids; i++) {
+        int in[2], out[2];
+        if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) die("pipe2 failed");
+        pid_t pid = fork();
+        if (pid < 0) die("fork failed");
+        if (pid == 0) {
+            dup2(in[0], 0);
+            dup2(out[1], 1);
+            /* the same policy Switchyard gives its children by default (pool.scheduling: batch) */
+            struct sched_param sp = {0};
+            sched_setscheduler(0, SCHED_BATCH, &sp);
+            execv(child_argv[0], child_argv);
+            _exit(127);
+        }
+        close(in[0]);
+        close(out[1]);
+        evutil_make_socket_nonblocking(out[0]);
+        kids[i].pid = pid;
+        kids[i].in = in[1];
+        kids[i].out = out[0];
+        kids[i].rev = event_new(base, out[0], EV_READ | EV_PERSIST, kid_readable, &kids[i]);
+        event_add(kids[i].rev, NULL);
+    }
+}
+
+static void kid_readable(evutil_socket_t fd, short ev, void *arg) {
+    (void)ev;
+    struct kid *k = arg;
+    ssize_t n = read(fd, k->buf + k->have, sizeof k->buf - k->have);
+    if (n <= 0) {
+        if (n < 0 && errno == EAGAIN) return;
+        die("a child's stdout closed");
+    }
+    k->have += (size_t)n;
+    char *nl;
+    while ((nl = memchr(k->buf, '\n', k->have))) {
+        size_t line = (size_t)(nl - k->buf);
+        struct mconn *c = k->conn;
+        if (c && c->inflight) {
+            static const char pre[] = "event: message\ndata: ";
+            char date[64], out[70000];
+            time_t t = time(NULL);
+            struct tm tmv;
+            gmtime_r(&t, &tmv);
+            strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tmv);
+            size_t olen = (size_t)snprintf(out, sizeof out,
+                                           "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-cache, no-transform\r\n"
+                                           "X-Accel-Buffering: no\r\nMcp-Session-Id: %s\r\nDate: %s\r\n"
+                                           "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s",
+                                           ctype, c->sid, date, sizeof pre - 1 + line + 2, pre);
+            memcpy(out + olen, k->buf, line);
+            olen += line;
+            memcpy(out + olen, "\n\n\r\n0\r\n\r\n", 9);
+            olen += 9;
+            c->inflight = 0;
+            mconn_write(c, out, olen);
+        }
+        memmove(k->buf, nl + 1, k->have - line - 1);
+        k->have -= line + 1;
+        if (c && !c->inflight) mconn_process(c);
+    }
+}
+
 static void mconn_readable(evutil_socket_t fd, short ev, void *arg) {
     (void)ev;
     struct mconn *c = arg;
     ssize_t n = read(fd, c->in + c->have, sizeof c->in - c->have);
     if (n <= 0) {
         if (n < 0 && errno == EAGAIN) return;
+        if (c->kid) c->kid->conn = NULL;
         mconn_close(c);
         return;
     }
     c->have += (size_t)n;
+    mconn_process(c);
+    if (c->have == sizeof c->in) { /* a head larger than the buffer: not benchmark traffic */
+        if (c->kid) c->kid->conn = NULL;
+        mconn_close(c);
+    }
+}
+
+static void mconn_process(struct mconn *c) {
     char out[4096];
     size_t olen = 0;
     for (;;) {
+        if (c->inflight) break;
         char *end = memmem(c->in, c->have, "\r\n\r\n", 4);
         if (!end) break;
         size_t hlen = (size_t)(end - c->in) + 4;
@@ -201,6 +307,18 @@ static void mconn_readable(evutil_socket_t fd, short ev, void *arg) {
         if (vl) cl = (size_t)strtoul(v, NULL, 10);
         if (hlen + cl > c->have) break;
         size_t sl = header_value(c->in, hlen, "Mcp-Session-Id", &v);
+        if (c->kid) {
+            /* forward the body as one line; the answer comes back through kid_readable */
+            if (sl >= sizeof c->sid) sl = sizeof c->sid - 1;
+            memcpy(c->sid, v, sl);
+            c->sid[sl] = 0;
+            struct iovec iov[2] = {{c->in + hlen, cl}, {"\n", 1}};
+            if (writev(c->kid->in, iov, 2) != (ssize_t)(cl + 1)) die("short write to a child");
+            c->inflight = 1;
+            memmove(c->in, c->in + hlen + cl, c->have - hlen - cl);
+            c->have -= hlen + cl;
+            break;
+        }
         char date[64];
         time_t t = time(NULL);
         struct tm tmv;
@@ -221,7 +339,6 @@ static void mconn_readable(evutil_socket_t fd, short ev, void *arg) {
         if (olen > sizeof out - 1024) break;
     }
     if (olen) mconn_write(c, out, olen);
-    if (c->have == sizeof c->in) mconn_close(c); /* a head larger than the buffer: not benchmark traffic */
 }
 
 static void on_accept_minimal(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg) {
@@ -231,6 +348,16 @@ static void on_accept_minimal(struct evconnlistener *l, evutil_socket_t fd, stru
     struct event_base *base = evconnlistener_get_base(l);
     struct mconn *c = calloc(1, sizeof *c);
     c->fd = fd;
+    if (nkids) {
+        for (int i = 0; i < nkids && !c->kid; i++)
+            if (!kids[i].conn) c->kid = &kids[i];
+        if (!c->kid) { /* more connections than children: refuse */
+            close(fd);
+            free(c);
+            return;
+        }
+        c->kid->conn = c;
+    }
     c->rev = event_new(base, fd, EV_READ | EV_PERSIST, mconn_readable, c);
     c->wev = event_new(base, fd, EV_WRITE | EV_PERSIST, mconn_writable, c);
     event_add(c->rev, NULL);
@@ -252,15 +379,22 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-c") && i + 1 < argc) ctype = argv[++i];
         else if (!strcmp(argv[i], "-k")) use_clen = 1;
         else if (!strcmp(argv[i], "--minimal")) minimal = 1;
+        else if (!strcmp(argv[i], "--children") && i + 1 < argc) nkids = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--") && i + 1 < argc) {
+            child_argv = &argv[i + 1];
+            break;
+        }
         else if (!strcmp(argv[i], "--cert") && i + 1 < argc) cert = argv[++i];
         else if (!strcmp(argv[i], "--key") && i + 1 < argc) key = argv[++i];
         else {
-            fprintf(stderr, "usage: raw_echo -p PORT -b BODY_FILE [-c CONTENT_TYPE] [-k] [--cert PEM --key PEM] [--minimal]\n");
+            fprintf(stderr, "usage: raw_echo -p PORT -b BODY_FILE [-c CONTENT_TYPE] [-k] [--cert PEM --key PEM] [--minimal "
+                            "[--children N -- CHILD ARGS...]]\n");
             return 2;
         }
     }
     if (!bodyfile) die("-b BODY_FILE is required");
     if (minimal && (cert || key || use_clen)) die("--minimal is plain HTTP with a chunked reply only");
+    if ((nkids > 0) != (child_argv != NULL) || (nkids && !minimal)) die("--children N and -- CHILD... go together, with --minimal");
     FILE *f = fopen(bodyfile, "rb");
     if (!f) die("cannot open the body file");
     fseek(f, 0, SEEK_END);
@@ -302,6 +436,7 @@ int main(int argc, char **argv) {
                                                        4096, (struct sockaddr *)&sin, sizeof sin);
     if (!l) die("cannot listen on 127.0.0.1");
     nodelay(evconnlistener_get_fd(l));
+    if (nkids) spawn_kids(base);
     if (minimal) {
         evconnlistener_set_cb(l, on_accept_minimal, NULL);
     } else if (!evhttp_bind_listener(http, l)) {

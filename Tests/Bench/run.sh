@@ -22,7 +22,8 @@
 #      - mcp-proxy (PyPI) in its own venv (.venv/bench-mcp-proxy, created here), in front of the same
 #        `$SWITCHYARD_BIN demo-server` child: the same wrk and sse_load runs against its /mcp and /sse;
 #      - raw_echo.c: a minimal libevent HTTP server answering POST /mcp with the gateway's exact reply bytes,
-#        twice: on evhttp, and --minimal (raw events + read/write, the gateway's own I/O strategy)
+#        three times: on evhttp; --minimal (raw events + read/write, the gateway's own I/O strategy); and
+#        --minimal --children N (the minimal C gateway: each connection's body piped to its own demo-server child)
 #        (no MCP work), the physical HTTP limit; plain and TLS;
 #      - Switchyard with a TLS listener (ECDSA P-256 certificate made with openssl at run time) vs plain;
 #      - Switchyard with a shared pool (config servers.demo.pool {mode: shared, min_idle: 2}) vs dedicated;
@@ -308,10 +309,15 @@ start_mcp_proxy() { # mcp-proxy in front of `$SWITCHYARD_BIN demo-server`; sets 
     log "mcp-proxy pid $gw_pid listening on $url"
 }
 
-start_raw_echo() { # start_raw_echo BODYFILE [tls|minimal] ; sets gw_pid, port, url
+start_raw_echo() { # start_raw_echo BODYFILE [tls|minimal|child] ; sets gw_pid, port, url
     local -a a=(-p 0 -b "$1")
     [[ "${2:-}" == tls ]] && a+=(--cert "$tmp/cert.pem" --key "$tmp/key.pem")
     [[ "${2:-}" == minimal ]] && a+=(--minimal)
+    if [[ "${2:-}" == child ]]; then
+        local maxc=0 c
+        for c in $CONNS; do ((c > maxc)) && maxc=$c; done
+        a+=(--minimal --children "$((maxc + 4))" -- "$SWITCHYARD_BIN" demo-server)
+    fi
     gw_n=$((gw_n + 1))
     gw_log="$tmp/gateway.$gw_n.log"
     "$tmp/raw_echo" "${a[@]}" 2>"$gw_log" &
@@ -439,8 +445,12 @@ target_label() {
     case "$gw_kind" in
         switchyard) echo "Switchyard${gw_variant:+ ($gw_variant)}" ;;
         mcp-proxy) echo "mcp-proxy" ;;
-        raw-echo) [[ -n "$gw_variant" ]] && echo "raw echo, $gw_variant (libevent events, no evhttp, no MCP)" \
-            || echo "raw echo (libevent evhttp, no MCP)" ;;
+        raw-echo)
+            case "$gw_variant" in
+                minimal) echo "raw echo, minimal (libevent events, no evhttp, no MCP)" ;;
+                child) echo "minimal C gateway (raw events + a demo-server child per connection, no MCP)" ;;
+                *) echo "raw echo (libevent evhttp, no MCP)" ;;
+            esac ;;
     esac
 }
 
@@ -508,6 +518,7 @@ http_runs() {
         local label="one shared session"
         [[ "$mode" == per-conn ]] && label="session per connection"
         [[ "$gw_kind" == raw-echo ]] && label="fixed reply, no MCP"
+        [[ "$gw_kind" == raw-echo && "$gw_variant" == child ]] && label="the child's reply, no MCP"
         local tl; tl="$(target_label)"
         [[ "$scheme" == https ]] && label="$label, TLS"
         rows+=("| $tl | HTTP tools/call, $label | $c | $(fmt %.0f "$rps") | $(fmt %.0f "$(kv p50_us "$res")") | $(fmt %.0f "$(kv p99_us "$res")") | $gw_us | $ch_us | $gw_pct % | ${rss:-–} | $wrk_cpu % | $err_note |")
@@ -858,6 +869,15 @@ if has_peer raw-echo; then
     # shellcheck disable=SC2086
     http_runs "shttp" shared "$DURATION" "$WARMUP" $CONNS
     stop_gateway
+    # The floor with the child hop: the same minimal server, each connection's body piped to its own
+    # demo-server child and the child's line sent back (what a gateway with no MCP work at all would cost).
+    gw_variant="child"
+    start_raw_echo "$tmp/reply.body" child
+    sanity_check
+    # shellcheck disable=SC2086
+    http_runs "shttp" shared "$DURATION" "$WARMUP" $CONNS
+    stop_gateway
+    reap_children
     gw_variant=""
 fi
 
