@@ -25,7 +25,9 @@ final class HTTPConnection {
         case closed
     }
 
-    unowned let server: HTTPServer
+    /// unowned(unsafe): the server outlives its connections (free() closes them first), and a checked
+    /// unowned reference cost a refcount round trip on every access in the request path.
+    unowned(unsafe) let server: HTTPServer
     let fd: Int32
     /// The TLS bufferevent, or nil for a plain socket.
     private(set) var bev: OpaquePointer?

@@ -43,7 +43,9 @@ extension Gateway {
         children[process.pid] = child
         pool.children.append(child)
         pool.stats.spawns += 1
-        process.onLine = { [unowned self, unowned child] line in self.childLine(child, line) }
+        // unowned(unsafe): the closure dies with the process object, which the child owns; the gateway
+        // outlives both (per answer, checked unowned retains went through the gateway's side table).
+        process.onLine = { [unowned(unsafe) self, unowned(unsafe) child] line in self.childLine(child, line) }
         process.onStderrLine = { [unowned self, unowned child] line in self.childStderr(child, line) }
         process.onStdoutClosed = { [unowned self, unowned child] tooLong in self.childStdoutClosed(child, lineTooLong: tooLong) }
         log.debug("child_spawned", [("server", spec.name), ("pid", String(process.pid))])

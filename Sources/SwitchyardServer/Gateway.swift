@@ -66,7 +66,9 @@ package final class Gateway {
         signals.append(SignalWatcher(loop: loop, signal: SIGHUP) { [unowned self] _ in self.reloadTLS() })
         reaper = ChildReaper(loop: loop)
         reaper.onExit = { [unowned self] pid, desc, _ in self.childExited(pid: pid, description: desc) }
-        http.handler = { [unowned self] ex in self.handle(ex) }
+        // unowned(unsafe) on the per-request paths: the gateway lives until the process exits, and Gateway
+        // has weak references elsewhere, which makes every checked unowned retain go through its side table.
+        http.handler = { [unowned(unsafe) self] ex in self.handle(ex) }
         http.budget = connectionBudget
         connectionBudget.onFull = { [unowned self] in
             // Once per 10 s at most: at the edge of the cap this would fire on every accept.
@@ -92,7 +94,7 @@ package final class Gateway {
                     loop: loop,
                     limits: HTTPServerLimits(maxBodyBytes: l.maxBodyBytes, maxHeaderBytes: l.maxHeaderBytes, timeoutMillis: l.httpTimeoutMs)
                 )
-                server.handler = { [unowned self] ex in self.handle(ex) }
+                server.handler = { [unowned(unsafe) self] ex in self.handle(ex) }
                 server.budget = connectionBudget
                 server.tls = context
                 tlsServers.append(server)

@@ -146,7 +146,8 @@ final class Child {
     }
 
     let process: ChildProcess
-    unowned let pool: ServerPool
+    /// Pools live as long as the gateway (never removed); read on every request.
+    unowned(unsafe) let pool: ServerPool
     let spawnedAtMs: Int
     var state: State
     /// Sessions served by this child (one in dedicated mode).
