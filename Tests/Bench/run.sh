@@ -990,6 +990,7 @@ if [[ "$IDLE" != 0 ]]; then
                 closed1) what="all closed" ;;
                 round2_open*) what="round 2: $(kv open "$line") idle sessions open"; round2_step=$st ;;
                 closed2) what="round 2: all closed" ;;
+                settled) what="3 s after the last close (freed memory handed back)" ;;
                 *) what="$st" ;;
             esac
             if [[ -n "$base_rss" && "$st" != pre && "$st" != warmup ]]; then

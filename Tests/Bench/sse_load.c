@@ -34,6 +34,7 @@
  *   -W WARM: before the base reading, open WARM sessions and close them again (steps "pre" and "warmup"), so
  *   one-time costs of the first connection (lazy initialisation, about 2 MB) are not charged per session.
  *   -T: deadline in seconds for all opening (connections still waiting then count as errors).
+ *   A last step "settled" reads RSS 3 s after the last close (time for the gateway's housekeeping).
  *
  *   Output (stdout), one line per step:
  *     BENCH_IDLE step=NAME open=N rss_kb=K fds=F ms=T errors=E
@@ -1085,6 +1086,10 @@ static int run_idle(int gpid, const char *steps, int round2, int batch, double d
         ms = idle_wait_fds(gpid, base_fds);
         idle_report("closed2", gpid, ms);
     }
+    /* RSS once the gateway had time for its housekeeping (Switchyard hands freed heap back to the kernel
+       after a burst of closes, on its next quiet janitor tick) */
+    sleep(3);
+    idle_report("settled", gpid, 3000);
     if (sample[0]) printf("BENCH_SSE_SAMPLE %s\n", sample);
     printf("BENCH_IDLE_DONE errors=%ld server_closed=%ld\n", idle_errors, idle_server_closed);
     fflush(stdout);
