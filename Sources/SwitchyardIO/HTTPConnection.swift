@@ -512,7 +512,19 @@ final class HTTPConnection {
         close(.timeout)
     }
 
-    enum CloseReason { case done, peerClosed, timeout, error, shutdown }
+    /// Why a connection ended (counted per server: `HTTPServer.closedBy`).
+    enum CloseReason: Int, CaseIterable {
+        case done, peerClosed, timeout, error, shutdown
+        var label: String {
+            switch self {
+            case .done: "done"
+            case .peerClosed: "client_closed"
+            case .timeout: "timeout"
+            case .error: "error"
+            case .shutdown: "shutdown"
+            }
+        }
+    }
 
     /// Closes a connection from outside (server shutdown).
     func abort() { close(.shutdown) }
@@ -530,7 +542,7 @@ final class HTTPConnection {
         } else {
             Glibc.close(fd)
         }
-        server.forget(self)
+        server.forget(self, reason)
         let ex = exchange
         exchange = nil
         // libevent objects are freed after the current callback (one of them may be running now).

@@ -148,17 +148,31 @@ package final class HTTPServer {
             conn = HTTPConnection(server: self, fd: fd, tls: nil, peer: peer)
         }
         connections[ObjectIdentifier(conn)] = conn
+        acceptedConnections &+= 1
         conn.start()
     }
 
-    func forget(_ conn: HTTPConnection) {
+    func forget(_ conn: HTTPConnection, _ reason: HTTPConnection.CloseReason) {
         connections.removeValue(forKey: ObjectIdentifier(conn))
         closedConnections &+= 1
+        closedBy[reason.rawValue] &+= 1
         budget?.closed()
     }
 
     /// Connections closed since the server started (the janitor returns memory after bursts of closes).
     package private(set) var closedConnections = 0
+    /// Closed connections by reason, indexed by HTTPConnection.CloseReason.
+    private var closedBy = [Int](repeating: 0, count: HTTPConnection.CloseReason.allCases.count)
+    /// Accepted connections since start.
+    package private(set) var acceptedConnections = 0
+
+    /// The close reasons, in report order.
+    package static var closeReasonLabels: [String] { HTTPConnection.CloseReason.allCases.map(\.label) }
+
+    /// Closed connections per reason ("done", "client_closed", "timeout", "error", "shutdown").
+    package var closeCounts: [(String, Int)] {
+        HTTPConnection.CloseReason.allCases.map { ($0.label, closedBy[$0.rawValue]) }
+    }
 
     /// Queues `conn` for the end-of-turn flush (one write per connection per loop turn).
     func markDirty(_ conn: HTTPConnection) {

@@ -14,11 +14,26 @@ extension Gateway {
         case "/pools": respondJSON(ex, 200, "OK", Array(poolsJSON().utf8))
         case "/children": respondJSON(ex, 200, "OK", Array(childrenJSON().utf8))
         case "/sessions": respondJSON(ex, 200, "OK", Array(sessionsJSON().utf8))
+        case "/connections": respondJSON(ex, 200, "OK", Array(connectionsJSON().utf8))
         case "/healthz": respondJSON(ex, 200, "OK", Array(#"{"status":"ok"}"#.utf8))
         default:
             respondJSON(
-                ex, 404, "Not Found", Array(#"{"error":"not found","endpoints":["/pools","/children","/sessions","/healthz"]}"#.utf8))
+                ex, 404, "Not Found",
+                Array(#"{"error":"not found","endpoints":["/pools","/children","/sessions","/connections","/healthz"]}"#.utf8))
         }
+    }
+
+    /// Client connections over all client listeners: open, the cap, how often it was reached, and how the
+    /// closed ones ended.
+    func connectionsJSON() -> String {
+        let servers = [http] + tlsServers
+        let accepted = servers.reduce(0) { $0 + $1.acceptedConnections }
+        var closed: [String: Int] = [:]
+        for s in servers { for (k, v) in s.closeCounts { closed[k, default: 0] += v } }
+        let closedText = HTTPServer.closeReasonLabels.map { "\(JSONText.quoted($0)):\(closed[$0] ?? 0)" }.joined(separator: ",")
+        let b = connectionBudget
+        return
+            #"{"open":\#(b.open),"max_connections":\#(b.limit),"times_full":\#(b.timesFull),"accepted":\#(accepted),"closed":{\#(closedText)}}"#
     }
 
     func poolsJSON() -> String {

@@ -967,3 +967,34 @@ def test_max_connections_pauses_accepting_until_one_closes(switchyard, tmp_path)
         for c in held + ([waiting] if waiting else []):
             c.close()
     d.assert_alive()
+
+
+def test_admin_connections_counts_open_cap_and_close_reasons(switchyard, tmp_path):
+    """GET /connections on the admin listener: open client connections (the admin's own not counted), the
+    cap and how often it was reached, accepted, and closes by reason (client_closed, timeout, ...)."""
+    from poolkit import Admin
+
+    cfg = tmp_path / "admin.yaml"
+    cfg.write_text(config_text(max_connections=2, http_timeout="500ms") + 'admin: {address: "127.0.0.1:0"}\n')
+    d = switchyard("--config", str(cfg))
+    admin = Admin(d)
+    sid, _ = raw_initialize(d.url)
+    hosthdr = f"{d.host}:{d.port}"
+    wait_until(lambda: admin.get("/connections")["open"] == 0, 5, what="initialize connection closed")
+    a, b = Conn(d), Conn(d)
+    try:
+        for k, c in enumerate((a, b)):
+            c.send(mcp_request(hosthdr, ping(f"c{k}"), sid))
+            assert_pong(c.read_response(), f"c{k}")
+        st = admin.get("/connections")
+        assert st["open"] == 2 and st["max_connections"] == 2 and st["times_full"] == 1, st
+        a.close()  # the client leaves
+        b.wait_closed()  # the server times the idle one out
+        st = wait_until(lambda: (s := admin.get("/connections"))["open"] == 0 and s, 5, what="all closed")
+        assert st["closed"]["client_closed"] >= 1 and st["closed"]["timeout"] >= 1, st
+        assert st["accepted"] == sum(st["closed"].values()) + st["open"], st
+        assert set(st["closed"]) == {"done", "client_closed", "timeout", "error", "shutdown"}, st
+    finally:
+        a.close()
+        b.close()
+    d.assert_alive()
