@@ -236,26 +236,17 @@ package final class ChildProcess {
     private func readStdout() -> ReadResult {
         guard stdoutFd >= 0 else { return .ended }
         var got = false
-        for _ in 0..<4 {
+        reading: for _ in 0..<4 {
             let room = maxLine + 2 - evbuffer_get_length(stdoutBuf)
             guard room > 0 else { break }  // deliverLines declares the over-long line
             let want = min(room, 64 << 10)
-            var vec = iovec()
-            guard evbuffer_reserve_space(stdoutBuf, want, &vec, 1) >= 1 else { return .ended }
-            let n = read(stdoutFd, vec.iov_base, min(vec.iov_len, want))
-            if n > 0 {
-                vec.iov_len = n
-                evbuffer_commit_space(stdoutBuf, &vec, 1)
+            switch readAppending(fd: stdoutFd, into: stdoutBuf, max: want) {
+            case .data(let n):
                 got = true
-                if n < want { break }
-                continue
+                if n < want { break reading }
+            case .wouldBlock: break reading
+            case .eof, .failed: return got ? .data : .ended  // the child's stdout is gone
             }
-            if n < 0 {
-                let e = sy_errno()
-                if e == EINTR { continue }
-                if e == EAGAIN || e == EWOULDBLOCK { break }
-            }
-            return got ? .data : .ended  // EOF or a read error: the child's stdout is gone
         }
         return got ? .data : .again
     }

@@ -105,26 +105,16 @@ final class HTTPConnection {
     // MARK: reading
 
     private func readable() {
-        // Read what the kernel has, in chunks sized for what we expect next.
-        var rounds = 0
-        while rounds < 8 {
-            rounds += 1
+        // Read what the kernel has, in chunks sized for what we expect next (at most 8 per wake-up).
+        reading: for _ in 0..<8 {
             var want = 16 << 10
             if case .body(let len) = state { want = max(want, min(len - evbuffer_get_length(input), 1 << 20)) }
-            var vec = iovec()
-            guard evbuffer_reserve_space(input, want, &vec, 1) >= 1 else { return close(.error) }
-            let n = read(fd, vec.iov_base, vec.iov_len)
-            if n > 0 {
-                vec.iov_len = n
-                evbuffer_commit_space(input, &vec, 1)
-                if n < want { break }
-                continue
+            switch readAppending(fd: fd, into: input, max: want) {
+            case .data(let n): if n < want { break reading }
+            case .wouldBlock: break reading
+            case .eof: return peerClosed()
+            case .failed: return close(.error)
             }
-            if n == 0 { return peerClosed() }
-            let e = sy_errno()
-            if e == EINTR { continue }
-            if e == EAGAIN || e == EWOULDBLOCK { break }
-            return close(.error)
         }
         afterInput()
     }
@@ -253,8 +243,7 @@ final class HTTPConnection {
 
     private func sendContinueIfNeeded(have: Bool) {
         guard request.expectsContinue, !have else { return }
-        evbuffer_add(output, "HTTP/1.1 100 Continue\r\n\r\n", 25)
-        server.markDirty(self)
+        emitLiteral("HTTP/1.1 100 Continue\r\n\r\n")
     }
 
     private func dispatch() {
@@ -317,72 +306,58 @@ final class HTTPConnection {
     /// A streamed reply without framing (HTTP/1.0) ends by closing the connection.
     func closeWhenDone() { request.keepAlive = false }
 
-    /// Queues a response head and an optional body (moved out of `body`). Small messages are copied into
-    /// one contiguous chain: one iovec for writev, one record for TLS (libevent-notes T4).
+    /// Queues a response head and an optional body (moved out of `body`).
     func emit(head: [UInt8], body: OpaquePointer?) {
-        if case .closed = state { return }
-        let n = body.map { evbuffer_get_length($0) } ?? 0
-        if n <= 16 << 10 {
-            let total = head.count + n
-            if total > 0 {
-                var vec = iovec()
-                guard evbuffer_reserve_space(output, total, &vec, 1) >= 1, let dst = vec.iov_base else { return close(.error) }
-                head.withUnsafeBytes { if let b = $0.baseAddress { memcpy(dst, b, head.count) } }
-                if let body, n > 0 {
-                    evbuffer_copyout(body, dst + head.count, n)
-                    evbuffer_drain(body, n)
-                }
-                vec.iov_len = total
-                evbuffer_commit_space(output, &vec, 1)
-            }
-        } else {
-            head.withUnsafeBytes { if let b = $0.baseAddress { evbuffer_add(output, b, head.count) } }
-            if let body { evbuffer_add_buffer(output, body) }
-        }
-        server.markDirty(self)
+        head.withUnsafeBytes { appendFramed(prefix: $0, body: body, crlf: false) }
     }
 
-    /// Queues one chunk of a chunked stream: size line, data, CRLF, contiguous when small.
+    /// Queues one chunk of a chunked stream: hex size line, data, CRLF.
     func emitChunk(_ body: OpaquePointer) {
-        if case .closed = state { return }
         let n = evbuffer_get_length(body)
         guard n > 0 else { return }  // a zero-size chunk would end the stream
-        var line: [UInt8] = []
-        line.reserveCapacity(20)
-        var hexDigits = 0
-        var v = n
-        repeat {
-            hexDigits += 1
-            v >>= 4
-        } while v > 0
-        for i in stride(from: hexDigits - 1, through: 0, by: -1) {
-            let d = UInt8((n >> (i * 4)) & 0xF)
-            line.append(d < 10 ? 0x30 + d : 0x61 + d - 10)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { line in
+            var digits = 1
+            while n >> (digits * 4) != 0 { digits += 1 }
+            for i in 0..<digits {
+                let d = UInt8((n >> ((digits - 1 - i) * 4)) & 0xF)
+                line[i] = d < 10 ? 0x30 + d : 0x61 + d - 10
+            }
+            line[digits] = 0x0D
+            line[digits + 1] = 0x0A
+            appendFramed(prefix: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(line)[0..<(digits + 2)]), body: body, crlf: true)
         }
-        line.append(0x0D)
-        line.append(0x0A)
+    }
+
+    /// prefix + body (moved out) + optional CRLF into `output`, then a flush at the end of the turn. Small
+    /// messages are copied into one contiguous chain: one iovec for writev, one record for TLS (libevent-notes
+    /// T4); large bodies move their chains instead of being copied.
+    private func appendFramed(prefix: UnsafeRawBufferPointer, body: OpaquePointer?, crlf: Bool) {
+        if case .closed = state { return }
+        let n = body.map { evbuffer_get_length($0) } ?? 0
+        let tail = crlf ? 2 : 0
         if n <= 16 << 10 {
-            let total = line.count + n + 2
+            let total = prefix.count + n + tail
+            guard total > 0 else { return }
             var vec = iovec()
             guard evbuffer_reserve_space(output, total, &vec, 1) >= 1, let dst = vec.iov_base else { return close(.error) }
-            _ = line.withUnsafeBytes { memcpy(dst, $0.baseAddress!, line.count) }
-            evbuffer_copyout(body, dst + line.count, n)
-            evbuffer_drain(body, n)
-            (dst + line.count + n).storeBytes(of: 0x0A0D, as: UInt16.self)  // "\r\n", little-endian
+            if let p = prefix.baseAddress { memcpy(dst, p, prefix.count) }
+            if let body, n > 0 {
+                evbuffer_copyout(body, dst + prefix.count, n)
+                evbuffer_drain(body, n)
+            }
+            if crlf { (dst + prefix.count + n).storeBytes(of: 0x0A0D, as: UInt16.self) }  // "\r\n", little-endian
             vec.iov_len = total
             evbuffer_commit_space(output, &vec, 1)
         } else {
-            _ = line.withUnsafeBytes { evbuffer_add(output, $0.baseAddress, line.count) }
-            evbuffer_add_buffer(output, body)
-            evbuffer_add(output, "\r\n", 2)
+            if let p = prefix.baseAddress { evbuffer_add(output, p, prefix.count) }
+            if let body { evbuffer_add_buffer(output, body) }
+            if crlf { evbuffer_add(output, "\r\n", 2) }
         }
         server.markDirty(self)
     }
 
     func emitLiteral(_ s: StaticString) {
-        if case .closed = state { return }
-        evbuffer_add(output, s.utf8Start, s.utf8CodeUnitCount)
-        server.markDirty(self)
+        appendFramed(prefix: UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount), body: nil, crlf: false)
     }
 
     /// Runs once per loop turn for a connection that was marked dirty: resume a pipelined request, then write.

@@ -180,7 +180,14 @@ package final class HTTPExchange {
     package func respond(status: Int, reason: String, headers: [(String, String)], body: OutBuffer?) {
         guard let c = conn, !isFinished else { return }
         let h = HeadBuilder(c, status: status, reason: reason, minorVersion: minorVersion)
-        for (k, v) in headers { h.add(k, v) }
+        for (k, v) in headers {
+            // The caller asks to close after this answer: the connection does it (one Connection header).
+            if k.lowercased() == "connection", v.lowercased() == "close" {
+                c.closeWhenDone()
+                continue
+            }
+            h.add(k, v)
+        }
         let n = body?.count ?? 0
         // 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 §8.6).
         let bodyless = status < 200 || status == 204 || status == 304
@@ -189,9 +196,6 @@ package final class HTTPExchange {
         body?.clear()
         finish()
     }
-
-    /// Keeps the exchange open for a later `respond` (the connection tells us if the client leaves).
-    package func deferReply() {}
 
     /// Starts an SSE stream with the standard headers (Content-Type, Cache-Control, X-Accel-Buffering).
     package func startSSE(sessionID: String?, inputWatermark: Int) {

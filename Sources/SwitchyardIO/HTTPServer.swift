@@ -33,9 +33,19 @@ package struct BindError: Error, CustomStringConvertible {
 
 /// A cap on open connections shared by several servers (all client listeners of a gateway). At the cap
 /// every member stops accepting: new clients wait in the kernel's listen backlog, not in our memory.
+/// It is also where client connections are counted: accepted, closed, closed by reason.
 package final class ConnectionBudget {
     package let limit: Int
     package private(set) var open = 0
+    package private(set) var accepted = 0
+    package private(set) var closed = 0
+    /// Closed connections by reason, indexed by HTTPConnection.CloseReason.
+    private var closedBy = [Int](repeating: 0, count: HTTPConnection.CloseReason.allCases.count)
+
+    /// Closed connections per reason ("done", "client_closed", "timeout", "error", "shutdown"), in that order.
+    package var closeCounts: [(String, Int)] {
+        HTTPConnection.CloseReason.allCases.map { ($0.label, closedBy[$0.rawValue]) }
+    }
     /// Times the cap was reached (accepting paused).
     package private(set) var timesFull = 0
     private(set) var paused = false
@@ -51,6 +61,7 @@ package final class ConnectionBudget {
     func opened() -> Bool {
         guard open < limit else { return false }
         open += 1
+        accepted &+= 1
         if open >= limit, !paused {
             paused = true
             timesFull += 1
@@ -60,8 +71,13 @@ package final class ConnectionBudget {
         return true
     }
 
-    func closed() {
+    /// A connection that `opened()` admitted has ended (`reason` nil: it never started).
+    func ended(_ reason: HTTPConnection.CloseReason?) {
         open -= 1
+        if let reason {
+            closed &+= 1
+            closedBy[reason.rawValue] &+= 1
+        }
         if paused, open < limit {
             paused = false
             for m in members { m.takeUnretainedValue().resumeAccepting() }
@@ -140,7 +156,7 @@ package final class HTTPServer {
         if let tls {
             guard let bev = tls.makeBufferevent(base: loop.base, fd: fd) else {
                 close(fd)
-                budget?.closed()
+                budget?.ended(nil)
                 return
             }
             conn = HTTPConnection(server: self, fd: fd, tls: bev, peer: peer)
@@ -148,30 +164,12 @@ package final class HTTPServer {
             conn = HTTPConnection(server: self, fd: fd, tls: nil, peer: peer)
         }
         connections[ObjectIdentifier(conn)] = conn
-        acceptedConnections &+= 1
         conn.start()
     }
 
     func forget(_ conn: HTTPConnection, _ reason: HTTPConnection.CloseReason) {
         connections.removeValue(forKey: ObjectIdentifier(conn))
-        closedConnections &+= 1
-        closedBy[reason.rawValue] &+= 1
-        budget?.closed()
-    }
-
-    /// Connections closed since the server started (the janitor returns memory after bursts of closes).
-    package private(set) var closedConnections = 0
-    /// Closed connections by reason, indexed by HTTPConnection.CloseReason.
-    private var closedBy = [Int](repeating: 0, count: HTTPConnection.CloseReason.allCases.count)
-    /// Accepted connections since start.
-    package private(set) var acceptedConnections = 0
-
-    /// The close reasons, in report order.
-    package static var closeReasonLabels: [String] { HTTPConnection.CloseReason.allCases.map(\.label) }
-
-    /// Closed connections per reason ("done", "client_closed", "timeout", "error", "shutdown").
-    package var closeCounts: [(String, Int)] {
-        HTTPConnection.CloseReason.allCases.map { ($0.label, closedBy[$0.rawValue]) }
+        budget?.ended(reason)
     }
 
     /// Queues `conn` for the end-of-turn flush (one write per connection per loop turn).

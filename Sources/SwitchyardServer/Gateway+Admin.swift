@@ -26,14 +26,10 @@ extension Gateway {
     /// Client connections over all client listeners: open, the cap, how often it was reached, and how the
     /// closed ones ended.
     func connectionsJSON() -> String {
-        let servers = [http] + tlsServers
-        let accepted = servers.reduce(0) { $0 + $1.acceptedConnections }
-        var closed: [String: Int] = [:]
-        for s in servers { for (k, v) in s.closeCounts { closed[k, default: 0] += v } }
-        let closedText = HTTPServer.closeReasonLabels.map { "\(JSONText.quoted($0)):\(closed[$0] ?? 0)" }.joined(separator: ",")
         let b = connectionBudget
+        let closedText = b.closeCounts.map { "\(JSONText.quoted($0.0)):\($0.1)" }.joined(separator: ",")
         return
-            #"{"open":\#(b.open),"max_connections":\#(b.limit),"times_full":\#(b.timesFull),"accepted":\#(accepted),"closed":{\#(closedText)}}"#
+            #"{"open":\#(b.open),"max_connections":\#(b.limit),"times_full":\#(b.timesFull),"accepted":\#(b.accepted),"closed":{\#(closedText)}}"#
     }
 
     func poolsJSON() -> String {

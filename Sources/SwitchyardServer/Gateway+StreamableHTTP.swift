@@ -8,16 +8,10 @@ extension Gateway {
         "Content-Type, Accept, Authorization, Mcp-Session-Id, Mcp-Protocol-Version, Last-Event-ID"
 
     func handle(_ ex: HTTPExchange) {
-        // Request smuggling: libevent frames by the first Content-Length and ignores a second one (or a
-        // Transfer-Encoding beside it). Refuse such requests and close, so nothing behind them is read.
-        if ex.headerCount("Content-Length") > 1 || (ex.headerCount("Transfer-Encoding") > 0 && ex.headerCount("Content-Length") > 0) {
-            respondError(
-                ex, 400, "Bad Request", JSONRPCErrorCode.serverError, "Bad Request: conflicting message framing (Content-Length)",
-                extra: [("Connection", "close")])
-            return
-        }
+        // Conflicting framing (two Content-Lengths, Content-Length with Transfer-Encoding) never gets here:
+        // the HTTP layer refuses it with 400 and closes (SwitchyardCore.HTTP1).
         if ex.method == .other("CONNECT") {
-            // CONNECT's target is an authority, not a path; libevent would also leave the reply unframed.
+            // CONNECT's target is an authority, not a path, and whatever follows it is not HTTP: 405 and close.
             respondError(
                 ex, 405, "Method Not Allowed", JSONRPCErrorCode.serverError, "Method Not Allowed",
                 extra: [("Allow", "GET, POST, DELETE, OPTIONS"), ("Connection", "close")])
@@ -229,12 +223,11 @@ extension Gateway {
                 return
             }
             // Fast tools answer within the delay: headers, event and end then leave in one write.
-            ex.deferReply()
             reply.startDeadlineMs = loop.nowMillis + delay
             lazyReplies.append(reply)
             if !lazyTimer.isPending { lazyTimer.schedule(afterMillis: delay) }
         case .json:
-            if reply.delivered >= reply.expected { sendJSON(reply) } else { ex.deferReply() }
+            if reply.delivered >= reply.expected { sendJSON(reply) }  // else: answered when the child replies
         }
     }
 

@@ -177,7 +177,7 @@ package final class Gateway {
         let now = loop.nowMillis
         // After a burst of at least 1,000 closed connections has ended (none closed since the last tick),
         // hand the freed heap back to the kernel.
-        let closed = ([http] + tlsServers).reduce(0) { $0 &+ $1.closedConnections }
+        let closed = connectionBudget.closed
         if closed == closedAtLastTick, closed &- closedAtLastTrim >= 1000 {
             closedAtLastTrim = closed
             EventLoop.releaseFreedMemory()

@@ -350,6 +350,20 @@ class HttpResponse:
                 f"body={self.body[:600]!r}>")
 
 
+def recv_once(sock, deadline: float) -> bytes | None:
+    """One recv before `deadline` (monotonic): the bytes, b"" on EOF or reset, None when the deadline passed."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        return None
+    sock.settimeout(remaining)
+    try:
+        return sock.recv(65536)
+    except socket.timeout:
+        return None
+    except OSError:
+        return b""
+
+
 def parse_sse(text: str) -> list[dict]:
     """Parse an SSE body into events: dicts with event, data, id, and comments (list)."""
     events = []
@@ -661,16 +675,9 @@ class RawSSE:
 
     # -- low level ---------------------------------------------------------------------------------
     def _recv(self, deadline: float) -> bool:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        data = recv_once(self.sock, deadline)
+        if data is None:
             return False
-        self.sock.settimeout(remaining)
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return False
-        except OSError:
-            data = b""
         if not data:
             self.eof = True
             return True

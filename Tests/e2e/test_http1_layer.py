@@ -36,7 +36,7 @@ import pytest
 from badkit import exchange, request
 from conftest import (
     PROTO, SWITCHYARD_BIN, cli_args, curl, finish_daemon, parse_sse, post, raw_initialize,
-    start_daemon, wait_until, write_config,
+    recv_once, start_daemon, wait_until, write_config,
 )
 
 MAX_BODY = 8 * 1024          # limits.max_body_bytes of the shared daemon
@@ -91,16 +91,9 @@ class Conn:
 
     def _fill(self, deadline: float) -> bool:
         """Read once; False on deadline. Sets eof on EOF or reset."""
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        data = recv_once(self.sock, deadline)
+        if data is None:
             return False
-        self.sock.settimeout(remaining)
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return False
-        except OSError:
-            data = b""
         if not data:
             self.eof = True
         self.buf += data
