@@ -86,21 +86,9 @@ package final class HTTPExchange {
     private func eachField(_ name: UnsafeRawBufferPointer, _ body: (UnsafePointer<UInt8>, HTTPField) -> Bool) {
         guard let c = current else { return }
         c.head.withUnsafeBytes { raw in
-            guard let p = raw.baseAddress?.assumingMemoryBound(to: UInt8.self), let np = name.baseAddress else { return }
-            let n = name.count
-            let lit = np.assumingMemoryBound(to: UInt8.self)
-            @inline(__always) func lower(_ x: UInt8) -> UInt8 { x >= 0x41 && x <= 0x5A ? x | 0x20 : x }
-            for f in c.fields where f.name.count == n {
-                var same = true
-                var i = 0
-                for k in f.name {
-                    if lower(p[k]) != lower(lit[i]) {
-                        same = false
-                        break
-                    }
-                    i += 1
-                }
-                if same, !body(p, f) { return }
+            guard let p = raw.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+            for f in c.fields where HTTP1.equalsIgnoringCase(p, f.name, name) {
+                if !body(p, f) { return }
             }
         }
     }

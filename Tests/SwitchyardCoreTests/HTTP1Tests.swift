@@ -214,6 +214,18 @@ struct HTTP1Tests {
         #expect(!head.pathIsEmptyAbsolute)
     }
 
+    @Test func fieldNamesCompareIgnoringASCIICase() {
+        let b = Array("Mcp-Session-ID".utf8)
+        func eq(_ name: String) -> Bool {
+            b.withUnsafeBufferPointer { p in Array(name.utf8).withUnsafeBytes { HTTP1.equalsIgnoringCase(p.baseAddress!, 0..<b.count, $0) }
+            }
+        }
+        #expect(eq("mcp-session-id") && eq("MCP-SESSION-ID") && eq("Mcp-Session-Id"))
+        #expect(!eq("mcp-session-i") && !eq("mcp-session-idx") && !eq("mcp_session-id"))
+        // only ASCII letters fold: '-' (0x2D) and '\r' (0x0D) differ by 0x20 but are not the same character
+        #expect(!eq("mcp\rsession-id"))
+    }
+
     @Test func leadingEmptyLinesAreCounted() {
         func skip(_ s: String) -> Int { Array(s.utf8).withUnsafeBytes { HTTP1.leadingEmptyLines($0) } }
         #expect(skip("\r\n\nGET / HTTP/1.1\r\n\r\n") == 3)

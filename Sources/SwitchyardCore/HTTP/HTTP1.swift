@@ -314,11 +314,15 @@ public enum HTTP1 {
 
     /// Case-insensitive comparison of a range with a lowercase literal.
     public static func nameIs(_ p: UnsafePointer<UInt8>, _ r: Range<Int>, _ lowercase: StaticString) -> Bool {
-        guard r.count == lowercase.utf8CodeUnitCount else { return false }
-        let l = lowercase.utf8Start
+        equalsIgnoringCase(p, r, UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount))
+    }
+
+    /// `p[r]` equals `name`, ASCII case-insensitively (header names: RFC 9110 §5.1).
+    public static func equalsIgnoringCase(_ p: UnsafePointer<UInt8>, _ r: Range<Int>, _ name: UnsafeRawBufferPointer) -> Bool {
+        guard r.count == name.count else { return false }
         var i = 0
         for k in r {
-            if lower(p[k]) != l[i] { return false }
+            if lower(p[k]) != lower(name[i]) { return false }
             i += 1
         }
         return true
